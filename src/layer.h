@@ -1,0 +1,79 @@
+/* The contract between the net driver (net.c) and each layer kind (one file per kind under src/layers/).
+ * The driver sees a layer only through its ops table, its shapes and its
+ * parameter block; the kind-specific configuration is an opaque byte copy. */
+#ifndef CNN_LAYER_H
+#define CNN_LAYER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cnn.h"
+
+typedef struct cnn_shape {
+    int h, w, c;
+} cnn_shape;
+
+/* Weights and biases of one layer, shared copy-on-write between clones. */
+typedef struct cnn_params {
+    atomic_int refs;
+    size_t n_weights;
+    size_t n_bias;
+    float *weights; /* n_weights floats, native layout */
+    float *bias;    /* n_bias floats, NULL when n_bias == 0 */
+} cnn_params;
+
+typedef struct cnn_layer cnn_layer;
+
+typedef struct cnn_layer_ops {
+    cnn_layer_kind kind;
+    const char *name;
+    /* FLOPs for one image (DESIGN.md's counting rule). */
+    uint64_t (*flops)(const cnn_layer *layer);
+    /* Window and stride seen from the output, for the receptive field. */
+    void (*window)(const cnn_layer *layer, int *kh, int *kw, int *sh, int *sw);
+    /* Scratch floats the forward pass needs for `batch` images; 0 on overflow. */
+    int (*workspace_floats)(const cnn_layer *layer, int batch, size_t *floats);
+    /* in: batch images of layer->in; out: batch images of layer->out. */
+    void (*forward)(const cnn_layer *layer, const float *in, float *out, int batch,
+                    float *workspace);
+    /* Parameterised kinds only (NULL otherwise): PyTorch <-> native weight order,
+     * and the fans used by the initialisers. */
+    void (*weights_from_pytorch)(const cnn_layer *layer, const float *src, float *dst);
+    void (*weights_to_pytorch)(const cnn_layer *layer, const float *src, float *dst);
+    void (*fans)(const cnn_layer *layer, double *fan_in, double *fan_out);
+} cnn_layer_ops;
+
+struct cnn_layer {
+    const cnn_layer_ops *ops;
+    cnn_shape in;
+    cnn_shape out;
+    void *config;        /* kind-specific, immutable once added */
+    size_t config_size;
+    cnn_params *params;  /* NULL for kinds without parameters */
+};
+
+/* What a builder hands to the driver to append a layer. */
+typedef struct cnn_layer_spec {
+    const cnn_layer_ops *ops;
+    cnn_shape out;
+    const void *config;
+    size_t config_size;
+    size_t n_weights;
+    size_t n_bias;
+} cnn_layer_spec;
+
+/* Driver services for builders. */
+cnn_shape cnn__net_tail_shape(const cnn_net *net);
+int cnn__net_layer_count(const cnn_net *net);
+/* Appends a layer with zeroed parameters; all-or-nothing. */
+cnn_status cnn__net_append(cnn_net *net, const cnn_layer_spec *spec, int *index);
+
+/* Per-kind ops tables (the registry). */
+extern const cnn_layer_ops cnn__conv_ops;
+extern const cnn_layer_ops cnn__pool_ops;
+extern const cnn_layer_ops cnn__activation_ops;
+extern const cnn_layer_ops cnn__dense_ops;
+extern const cnn_layer_ops cnn__softmax_ops;
+
+#endif

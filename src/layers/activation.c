@@ -1,0 +1,68 @@
+/* Element-wise activation layers. */
+#include <math.h>
+
+#include "../kernels/activation.h"
+#include "builder.h"
+
+typedef struct activation_config {
+    cnn_activation kind;
+    float slope;
+} activation_config;
+
+static int activation_workspace(const cnn_layer *layer, int batch, size_t *floats)
+{
+    (void)layer;
+    (void)batch;
+    *floats = 0;
+    return 1;
+}
+
+static size_t elems(const cnn_layer *layer)
+{
+    return (size_t)layer->out.h * (size_t)layer->out.w * (size_t)layer->out.c;
+}
+
+static void activation_forward(const cnn_layer *layer, const float *in, float *out, int batch,
+                               float *workspace)
+{
+    (void)workspace;
+    const activation_config *cfg = layer->config;
+    size_t n = elems(layer) * (size_t)batch;
+    switch (cfg->kind) {
+    case CNN_ACT_RELU: cnn__relu(out, in, n); break;
+    case CNN_ACT_LEAKY_RELU: cnn__leaky_relu(out, in, n, cfg->slope); break;
+    case CNN_ACT_SIGMOID: cnn__sigmoid(out, in, n); break;
+    case CNN_ACT_TANH: cnn__tanh(out, in, n); break;
+    }
+}
+
+static uint64_t activation_flops(const cnn_layer *layer) { return (uint64_t)elems(layer); }
+
+static void activation_window(const cnn_layer *layer, int *kh, int *kw, int *sh, int *sw)
+{
+    (void)layer;
+    *kh = *kw = *sh = *sw = 1;
+}
+
+const cnn_layer_ops cnn__activation_ops = {
+    CNN_LAYER_ACTIVATION, "activation", activation_flops, activation_window,
+    activation_workspace, activation_forward, NULL, NULL, NULL,
+};
+
+cnn_status cnn_layer_add_activation(cnn_net *net, cnn_activation kind, float slope, int *index)
+{
+    cnn_status st = cnn__builder_net(net, "cnn_layer_add_activation");
+    if (st != CNN_OK)
+        return st;
+    int at = cnn__net_layer_count(net);
+    if (kind != CNN_ACT_RELU && kind != CNN_ACT_LEAKY_RELU && kind != CNN_ACT_SIGMOID &&
+        kind != CNN_ACT_TANH)
+        return cnn__layer_fail(net, at, "activation", CNN_E_INVALID_ARG,
+                               "unknown activation %d", (int)kind);
+    if (kind == CNN_ACT_LEAKY_RELU && !isfinite(slope))
+        return cnn__layer_fail(net, at, "activation", CNN_E_INVALID_ARG,
+                               "leaky ReLU slope must be finite");
+    activation_config cfg = { kind, kind == CNN_ACT_LEAKY_RELU ? slope : 0.0f };
+    cnn_layer_spec spec = { &cnn__activation_ops, cnn__net_tail_shape(net), &cfg, sizeof cfg, 0, 0 };
+    return cnn__net_append(net, &spec, index);
+}

@@ -1,0 +1,199 @@
+/* Convolution: im2col rows tiled to a bounded buffer, then one SGEMM per tile. */
+#include <string.h>
+
+#include "../alloc.h"
+#include "../checked.h"
+#include "../kernels/gemm.h"
+#include "../kernels/im2col.h"
+#include "builder.h"
+
+/* Upper bound of the column buffer; larger layers are lowered tile by tile. */
+#define CONV_COLUMN_BYTES ((size_t)4 << 20)
+
+typedef struct conv_config {
+    cnn_conv_geometry geo;
+    int filters;
+    int k; /* kernel_h * kernel_w * in_c: one GEMM row */
+    int bias;
+} conv_config;
+
+static const conv_config *config_of(const cnn_layer *layer) { return layer->config; }
+
+/* A 1x1, stride-1, unpadded convolution is already a GEMM on the NHWC input. */
+static int is_pointwise(const conv_config *cfg)
+{
+    const cnn_conv_geometry *g = &cfg->geo;
+    return g->kernel_h == 1 && g->kernel_w == 1 && g->stride_h == 1 && g->stride_w == 1 &&
+           g->pad_h == 0 && g->pad_w == 0;
+}
+
+static size_t tile_rows(const conv_config *cfg)
+{
+    size_t rows = CONV_COLUMN_BYTES / sizeof(float) / (size_t)cfg->k;
+    return rows ? rows : 1;
+}
+
+static int conv_workspace(const cnn_layer *layer, int batch, size_t *floats)
+{
+    const conv_config *cfg = config_of(layer);
+    size_t m;
+    if (!cnn__mul3_size((size_t)batch, (size_t)cfg->geo.out_h, (size_t)cfg->geo.out_w, &m))
+        return 0;
+    if (is_pointwise(cfg)) {
+        *floats = 0;
+        return 1;
+    }
+    size_t rows = tile_rows(cfg);
+    return cnn__mul_size(m < rows ? m : rows, (size_t)cfg->k, floats);
+}
+
+static void conv_forward(const cnn_layer *layer, const float *in, float *out, int batch,
+                         float *workspace)
+{
+    const conv_config *cfg = config_of(layer);
+    const float *weights = layer->params->weights;
+    const int cout = cfg->filters;
+    size_t m = (size_t)batch * (size_t)cfg->geo.out_h * (size_t)cfg->geo.out_w;
+    if (is_pointwise(cfg)) {
+        cnn__gemm_abt(m, cout, cfg->k, in, cfg->k, weights, cfg->k, out, cout, 0);
+    } else {
+        size_t rows = tile_rows(cfg);
+        for (size_t first = 0; first < m; first += rows) {
+            size_t count = m - first < rows ? m - first : rows;
+            cnn__im2col_rows(&cfg->geo, in, first, count, workspace);
+            cnn__gemm_abt(count, cout, cfg->k, workspace, cfg->k, weights, cfg->k,
+                          out + first * (size_t)cout, cout, 0);
+        }
+    }
+    if (cfg->bias)
+        cnn__add_bias_rows(out, m, cout, layer->params->bias);
+}
+
+static uint64_t conv_flops(const cnn_layer *layer)
+{
+    const conv_config *cfg = config_of(layer);
+    uint64_t outputs = (uint64_t)layer->out.h * (uint64_t)layer->out.w * (uint64_t)layer->out.c;
+    return outputs * (2u * (uint64_t)cfg->k + (cfg->bias ? 1u : 0u));
+}
+
+static void conv_window(const cnn_layer *layer, int *kh, int *kw, int *sh, int *sw)
+{
+    const cnn_conv_geometry *g = &config_of(layer)->geo;
+    *kh = g->kernel_h;
+    *kw = g->kernel_w;
+    *sh = g->stride_h;
+    *sw = g->stride_w;
+}
+
+/* OIHW (PyTorch) <-> OHWI (native); index (o, y, x, i). */
+static void convert_weights(const cnn_layer *layer, const float *src, float *dst, int to_native)
+{
+    const cnn_conv_geometry *g = &config_of(layer)->geo;
+    const size_t kh = (size_t)g->kernel_h, kw = (size_t)g->kernel_w, ci = (size_t)g->in_c;
+    for (size_t o = 0; o < (size_t)config_of(layer)->filters; o++)
+        for (size_t y = 0; y < kh; y++)
+            for (size_t x = 0; x < kw; x++)
+                for (size_t i = 0; i < ci; i++) {
+                    size_t ohwi = ((o * kh + y) * kw + x) * ci + i;
+                    size_t oihw = ((o * ci + i) * kh + y) * kw + x;
+                    if (to_native)
+                        dst[ohwi] = src[oihw];
+                    else
+                        dst[oihw] = src[ohwi];
+                }
+}
+
+static void conv_from_pytorch(const cnn_layer *layer, const float *src, float *dst)
+{
+    convert_weights(layer, src, dst, 1);
+}
+
+static void conv_to_pytorch(const cnn_layer *layer, const float *src, float *dst)
+{
+    convert_weights(layer, src, dst, 0);
+}
+
+static void conv_fans(const cnn_layer *layer, double *fan_in, double *fan_out)
+{
+    const conv_config *cfg = config_of(layer);
+    double area = (double)cfg->geo.kernel_h * cfg->geo.kernel_w;
+    *fan_in = area * cfg->geo.in_c;
+    *fan_out = area * cfg->filters;
+}
+
+const cnn_layer_ops cnn__conv_ops = {
+    CNN_LAYER_CONV, "conv", conv_flops, conv_window, conv_workspace, conv_forward,
+    conv_from_pytorch, conv_to_pytorch, conv_fans,
+};
+
+void cnn_conv_desc_init(cnn_conv_desc *desc)
+{
+    if (desc)
+        *desc = (cnn_conv_desc)CNN_CONV_DESC_INIT;
+}
+
+static cnn_status check_conv(const cnn_net *net, const cnn_conv_desc *d, cnn_shape in,
+                             conv_config *cfg, cnn_layer_spec *spec)
+{
+    const int at = cnn__net_layer_count(net);
+#define CONV_FAIL(st, ...) cnn__layer_fail(net, at, "conv", st, __VA_ARGS__)
+    if (d->filters <= 0)
+        return CONV_FAIL(CNN_E_INVALID_ARG, "filters is %d; it must be at least 1", d->filters);
+    if (d->kernel_h <= 0 || d->kernel_w <= 0)
+        return CONV_FAIL(CNN_E_INVALID_ARG, "kernel %dx%d must be positive", d->kernel_h,
+                         d->kernel_w);
+    if (d->stride_h < 1 || d->stride_w < 1)
+        return CONV_FAIL(CNN_E_INVALID_ARG, "stride %dx%d must be at least 1", d->stride_h,
+                         d->stride_w);
+    if (d->pad_h < 0 || d->pad_w < 0)
+        return CONV_FAIL(CNN_E_INVALID_ARG, "padding %dx%d must not be negative", d->pad_h,
+                         d->pad_w);
+    long long padded_h = (long long)in.h + 2LL * d->pad_h, padded_w = (long long)in.w + 2LL * d->pad_w;
+    if (d->kernel_h > padded_h || d->kernel_w > padded_w)
+        return CONV_FAIL(CNN_E_SHAPE, "%dx%d kernel is larger than the %lldx%lld padded input",
+                         d->kernel_h, d->kernel_w, padded_h, padded_w);
+    if (padded_h > 0x7fffffff || padded_w > 0x7fffffff)
+        return CONV_FAIL(CNN_E_OVERFLOW, "padded input %lldx%lld does not fit an int", padded_h,
+                         padded_w);
+    size_t k, weights, out_elems;
+    int oh = cnn__window_out(in.h, d->pad_h, d->kernel_h, d->stride_h);
+    int ow = cnn__window_out(in.w, d->pad_w, d->kernel_w, d->stride_w);
+    if (!cnn__mul3_size((size_t)d->kernel_h, (size_t)d->kernel_w, (size_t)in.c, &k) ||
+        !cnn__fits_int(k))
+        return CONV_FAIL(CNN_E_OVERFLOW, "kernel %dx%dx%d has more than INT_MAX elements",
+                         d->kernel_h, d->kernel_w, in.c);
+    if (!cnn__mul_size(k, (size_t)d->filters, &weights) ||
+        !cnn__mul_size(weights, sizeof(float), &weights))
+        return CONV_FAIL(CNN_E_OVERFLOW, "%d kernels of %zu weights overflow size_t", d->filters, k);
+    if (!cnn__mul3_size((size_t)oh, (size_t)ow, (size_t)d->filters, &out_elems) ||
+        !cnn__fits_int(out_elems))
+        return CONV_FAIL(CNN_E_OVERFLOW, "output %dx%dx%d has more than INT_MAX elements", oh, ow,
+                         d->filters);
+#undef CONV_FAIL
+    cfg->geo = (cnn_conv_geometry){ in.h, in.w, in.c, oh, ow, d->kernel_h, d->kernel_w,
+                                    d->stride_h, d->stride_w, d->pad_h, d->pad_w };
+    cfg->filters = d->filters;
+    cfg->k = (int)k;
+    cfg->bias = d->bias != 0;
+    spec->ops = &cnn__conv_ops;
+    spec->out = (cnn_shape){ oh, ow, d->filters };
+    spec->config = cfg;
+    spec->config_size = sizeof *cfg;
+    spec->n_weights = k * (size_t)d->filters;
+    spec->n_bias = cfg->bias ? (size_t)d->filters : 0;
+    return CNN_OK;
+}
+
+cnn_status cnn_layer_add_conv(cnn_net *net, const cnn_conv_desc *desc, int *index)
+{
+    cnn_status st = cnn__builder_net(net, "cnn_layer_add_conv");
+    if (st == CNN_OK)
+        st = cnn__builder_desc(net, desc, desc ? desc->struct_size : 0, sizeof(cnn_conv_desc),
+                               "conv");
+    if (st != CNN_OK)
+        return st;
+    conv_config cfg;
+    cnn_layer_spec spec;
+    st = check_conv(net, desc, cnn__net_tail_shape(net), &cfg, &spec);
+    return st == CNN_OK ? cnn__net_append(net, &spec, index) : st;
+}

@@ -1,0 +1,109 @@
+/* Max and average pooling layers. */
+#include "../kernels/pool.h"
+#include "builder.h"
+
+typedef struct pool_config {
+    cnn_pool_geometry geo;
+    cnn_pool_kind kind;
+    int count_pad;
+} pool_config;
+
+static const pool_config *config_of(const cnn_layer *layer) { return layer->config; }
+
+static int pool_workspace(const cnn_layer *layer, int batch, size_t *floats)
+{
+    (void)layer;
+    (void)batch;
+    *floats = 0;
+    return 1;
+}
+
+static void pool_forward(const cnn_layer *layer, const float *in, float *out, int batch,
+                         float *workspace)
+{
+    (void)workspace;
+    const pool_config *cfg = config_of(layer);
+    if (cfg->kind == CNN_POOL_MAX)
+        cnn__pool_max(&cfg->geo, in, out, batch);
+    else
+        cnn__pool_avg(&cfg->geo, in, out, batch, cfg->count_pad);
+}
+
+static uint64_t pool_flops(const cnn_layer *layer)
+{
+    return (uint64_t)layer->out.h * (uint64_t)layer->out.w * (uint64_t)layer->out.c;
+}
+
+static void pool_window(const cnn_layer *layer, int *kh, int *kw, int *sh, int *sw)
+{
+    const cnn_pool_geometry *g = &config_of(layer)->geo;
+    *kh = g->window_h;
+    *kw = g->window_w;
+    *sh = g->stride_h;
+    *sw = g->stride_w;
+}
+
+const cnn_layer_ops cnn__pool_ops = {
+    CNN_LAYER_POOL, "pool", pool_flops, pool_window, pool_workspace, pool_forward, NULL, NULL, NULL,
+};
+
+void cnn_pool_desc_init(cnn_pool_desc *desc)
+{
+    if (desc)
+        *desc = (cnn_pool_desc)CNN_POOL_DESC_INIT;
+}
+
+static cnn_status check_pool(const cnn_net *net, const cnn_pool_desc *d, cnn_shape in,
+                             pool_config *cfg)
+{
+    const int at = cnn__net_layer_count(net);
+#define POOL_FAIL(st, ...) cnn__layer_fail(net, at, "pool", st, __VA_ARGS__)
+    if (d->kind != CNN_POOL_MAX && d->kind != CNN_POOL_AVG)
+        return POOL_FAIL(CNN_E_INVALID_ARG, "unknown pooling kind %d", (int)d->kind);
+    if (d->window_h <= 0 || d->window_w <= 0)
+        return POOL_FAIL(CNN_E_INVALID_ARG, "window %dx%d must be positive", d->window_h,
+                         d->window_w);
+    if (d->stride_h < 1 || d->stride_w < 1)
+        return POOL_FAIL(CNN_E_INVALID_ARG, "stride %dx%d must be at least 1", d->stride_h,
+                         d->stride_w);
+    if (d->pad_h < 0 || d->pad_w < 0)
+        return POOL_FAIL(CNN_E_INVALID_ARG, "padding %dx%d must not be negative", d->pad_h,
+                         d->pad_w);
+    if (d->pad_h > d->window_h / 2 || d->pad_w > d->window_w / 2)
+        return POOL_FAIL(CNN_E_INVALID_ARG,
+                         "padding %dx%d is more than half of the %dx%d window", d->pad_h,
+                         d->pad_w, d->window_h, d->window_w);
+    long long padded_h = (long long)in.h + 2LL * d->pad_h, padded_w = (long long)in.w + 2LL * d->pad_w;
+    if (d->window_h > padded_h || d->window_w > padded_w)
+        return POOL_FAIL(CNN_E_SHAPE, "%dx%d window is larger than the %lldx%lld padded input",
+                         d->window_h, d->window_w, padded_h, padded_w);
+    if (padded_h > 0x7fffffff || padded_w > 0x7fffffff)
+        return POOL_FAIL(CNN_E_OVERFLOW, "padded input %lldx%lld does not fit an int", padded_h,
+                         padded_w);
+#undef POOL_FAIL
+    int oh = cnn__window_out(in.h, d->pad_h, d->window_h, d->stride_h);
+    int ow = cnn__window_out(in.w, d->pad_w, d->window_w, d->stride_w);
+    cfg->geo = (cnn_pool_geometry){ in.h, in.w, in.c, oh, ow, d->window_h, d->window_w,
+                                    d->stride_h, d->stride_w, d->pad_h, d->pad_w };
+    cfg->kind = d->kind;
+    cfg->count_pad = d->count_pad != 0;
+    return CNN_OK;
+}
+
+cnn_status cnn_layer_add_pool(cnn_net *net, const cnn_pool_desc *desc, int *index)
+{
+    cnn_status st = cnn__builder_net(net, "cnn_layer_add_pool");
+    if (st == CNN_OK)
+        st = cnn__builder_desc(net, desc, desc ? desc->struct_size : 0, sizeof(cnn_pool_desc),
+                               "pool");
+    if (st != CNN_OK)
+        return st;
+    pool_config cfg;
+    cnn_shape in = cnn__net_tail_shape(net);
+    st = check_pool(net, desc, in, &cfg);
+    if (st != CNN_OK)
+        return st;
+    cnn_layer_spec spec = { &cnn__pool_ops, { cfg.geo.out_h, cfg.geo.out_w, in.c }, &cfg,
+                            sizeof cfg, 0, 0 };
+    return cnn__net_append(net, &spec, index);
+}
