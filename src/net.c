@@ -112,7 +112,8 @@ static int reserve_one(cnn_net *net)
 {
     if (net->n_layers < net->capacity)
         return 1;
-    int cap = net->capacity ? net->capacity * 2 : 8;
+    int cap = net->capacity == 0 ? 8
+              : net->capacity > 0x3fffffff ? 0x7fffffff : net->capacity * 2;
     cnn_layer *grown = cnn__calloc((size_t)cap, sizeof *grown);
     if (!grown)
         return 0;
