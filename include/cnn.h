@@ -114,7 +114,9 @@ CNN_API void cnn_net_destroy(cnn_net *net);
  * Parameters are shared copy-on-write: setting or initialising parameters on
  * either net first gives that net its own copy, so the other keeps the old
  * values. The clone has its own workspace and error message, so it may run in
- * another thread beside `source`.
+ * another thread beside `source`. On failure `*clone` is NULL (when `clone`
+ * is not NULL) and the message is on `source` (on the thread's message when
+ * `source` is NULL).
  * @return ::CNN_OK, ::CNN_E_NULL_ARG, ::CNN_E_NOMEM
  */
 CNN_API cnn_status cnn_net_clone(const cnn_net *source, cnn_net **clone);
