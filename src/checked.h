@@ -31,6 +31,9 @@ static inline int cnn__add_size(size_t a, size_t b, size_t *out)
     return 1;
 }
 
+/* 1 when `bytes` may be one object: C and malloc cap objects at PTRDIFF_MAX. */
+static inline int cnn__fits_object(size_t bytes) { return bytes <= (size_t)PTRDIFF_MAX; }
+
 /* 1 when the product of non-negative ints fits in an int (CBLAS's index type). */
 static inline int cnn__fits_int(size_t v) { return v <= (size_t)INT_MAX; }
 

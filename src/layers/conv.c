@@ -163,8 +163,9 @@ static cnn_status check_conv(const cnn_net *net, const cnn_conv_desc *d, cnn_sha
         return CONV_FAIL(CNN_E_OVERFLOW, "kernel %dx%dx%d has more than INT_MAX elements",
                          d->kernel_h, d->kernel_w, in.c);
     if (!cnn__mul_size(k, (size_t)d->filters, &weights) ||
-        !cnn__mul_size(weights, sizeof(float), &weights))
-        return CONV_FAIL(CNN_E_OVERFLOW, "%d kernels of %zu weights overflow size_t", d->filters, k);
+        !cnn__mul_size(weights, sizeof(float), &weights) || !cnn__fits_object(weights))
+        return CONV_FAIL(CNN_E_OVERFLOW, "%d kernels of %zu weights exceed the largest object",
+                         d->filters, k);
     if (!cnn__mul3_size((size_t)oh, (size_t)ow, (size_t)d->filters, &out_elems) ||
         !cnn__fits_int(out_elems))
         return CONV_FAIL(CNN_E_OVERFLOW, "output %dx%dx%d has more than INT_MAX elements", oh, ow,

@@ -99,9 +99,10 @@ cnn_status cnn_layer_add_dense(cnn_net *net, int units, int bias, int *index)
                                "units is %d; it must be at least 1", units);
     size_t inputs = (size_t)in.h * (size_t)in.w * (size_t)in.c, weights;
     if (!cnn__mul_size(inputs, (size_t)units, &weights) ||
-        !cnn__mul_size(weights, sizeof(float), &weights))
+        !cnn__mul_size(weights, sizeof(float), &weights) || !cnn__fits_object(weights))
         return cnn__layer_fail(net, at, "dense", CNN_E_OVERFLOW,
-                               "%d units of %zu inputs overflow size_t", units, inputs);
+                               "%d units of %zu inputs: the weights exceed the largest object",
+                               units, inputs);
     dense_config cfg = { in, (int)inputs, units, bias != 0 };
     cnn_layer_spec spec = { &cnn__dense_ops, { 1, 1, units }, &cfg, sizeof cfg,
                             inputs * (size_t)units, bias ? (size_t)units : 0 };

@@ -1,4 +1,5 @@
 /* Max and average pooling layers. */
+#include "../checked.h"
 #include "../kernels/pool.h"
 #include "builder.h"
 
@@ -80,9 +81,15 @@ static cnn_status check_pool(const cnn_net *net, const cnn_pool_desc *d, cnn_sha
     if (padded_h > 0x7fffffff || padded_w > 0x7fffffff)
         return POOL_FAIL(CNN_E_OVERFLOW, "padded input %lldx%lld does not fit an int", padded_h,
                          padded_w);
-#undef POOL_FAIL
     int oh = cnn__window_out(in.h, d->pad_h, d->window_h, d->stride_h);
     int ow = cnn__window_out(in.w, d->pad_w, d->window_w, d->stride_w);
+    /* Padding lets the output outgrow the input (2x2 window, pad 1, stride 1). */
+    size_t out_elems;
+    if (!cnn__mul3_size((size_t)oh, (size_t)ow, (size_t)in.c, &out_elems) ||
+        !cnn__fits_int(out_elems))
+        return POOL_FAIL(CNN_E_OVERFLOW, "output %dx%dx%d has more than INT_MAX elements", oh, ow,
+                         in.c);
+#undef POOL_FAIL
     cfg->geo = (cnn_pool_geometry){ in.h, in.w, in.c, oh, ow, d->window_h, d->window_w,
                                     d->stride_h, d->stride_w, d->pad_h, d->pad_w };
     cfg->kind = d->kind;
