@@ -197,7 +197,7 @@ CNN_API void cnn_pool_desc_init(cnn_pool_desc *desc);
 /**
  * Append a pooling layer; each channel is pooled independently.
  * @return ::CNN_OK, ::CNN_E_NULL_ARG, ::CNN_E_STRUCT_SIZE, ::CNN_E_INVALID_ARG,
- *         ::CNN_E_SHAPE, ::CNN_E_NOMEM
+ *         ::CNN_E_SHAPE, ::CNN_E_OVERFLOW, ::CNN_E_NOMEM
  */
 CNN_API cnn_status cnn_layer_add_pool(cnn_net *net, const cnn_pool_desc *desc, int *index);
 
