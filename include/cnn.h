@@ -241,13 +241,70 @@ CNN_API cnn_status cnn_layer_add_softmax(cnn_net *net, int *index);
  * Run the net on `batch` images. `input` holds batch x H x W x C floats of the
  * net's input shape, `output` batch x OH x OW x OC floats of its output shape
  * (cnn_net_output_shape()). The two buffers must not overlap. The first call
- * for a given batch size (or after the net grew) plans and allocates the
- * net's buffers; later calls with the same batch size allocate nothing.
- * Results are bit-identical run after run for the same input and batch size.
+ * for a given batch size (or after the net grew, or its thread count or
+ * workspace changed) plans the net's scratch and starts its threads; later
+ * calls with the same batch size allocate nothing. Results are bit-identical
+ * run after run for the same input, batch size and thread count.
  * @return ::CNN_OK, ::CNN_E_NULL_ARG, ::CNN_E_INVALID_ARG (batch < 1),
- *         ::CNN_E_EMPTY_NET, ::CNN_E_OVERLAP, ::CNN_E_OVERFLOW, ::CNN_E_NOMEM
+ *         ::CNN_E_EMPTY_NET, ::CNN_E_OVERLAP, ::CNN_E_OVERFLOW, ::CNN_E_NOMEM,
+ *         ::CNN_E_BUFFER_SIZE (a workspace set by cnn_net_set_workspace() is too small)
  */
 CNN_API cnn_status cnn_forward(cnn_net *net, const float *input, int batch, float *output);
+/** @} */
+
+/** @name Threads and workspace
+ * @{ */
+
+/**
+ * Number of threads the net uses in cnn_forward(), for everything: its own
+ * loops and the BLAS calls. 0 (the default) means every core the process may
+ * run on. At most 1024. A clone starts with its source's setting. The threads
+ * start at the next forward pass and belong to the net (one pool per net).
+ *
+ * BLAS: libcnn splits work between its own threads and calls BLAS from each,
+ * so BLAS must not start threads of its own meanwhile. With OpenBLAS (whose
+ * thread count is process-wide), the first cnn_forward() in flight in the
+ * process saves OpenBLAS's thread count and sets it to 1, and the last one to
+ * return restores it: BLAS calls the application makes from other threads
+ * while a forward pass runs are single-threaded too. With another CBLAS,
+ * libcnn changes nothing and that library's own threading applies.
+ * Results are bit-identical run after run for the same thread count and batch
+ * size; they may differ in the last bits between thread counts.
+ * @return ::CNN_OK, ::CNN_E_NULL_ARG, ::CNN_E_INVALID_ARG
+ */
+CNN_API cnn_status cnn_net_set_threads(cnn_net *net, int threads);
+
+/** The thread count cnn_forward() will use (the request, or the available cores for 0).
+ *  @return ::CNN_OK, ::CNN_E_NULL_ARG */
+CNN_API cnn_status cnn_net_get_threads(const cnn_net *net, int *threads);
+
+/**
+ * Bytes of scratch one cnn_forward() of `batch` images needs with the net's
+ * current layers and thread count: the buffers between layers plus each
+ * thread's im2col column buffer (at most 4 MiB per thread), aligned.
+ * @return ::CNN_OK, ::CNN_E_NULL_ARG, ::CNN_E_INVALID_ARG, ::CNN_E_OVERFLOW
+ */
+CNN_API cnn_status cnn_net_workspace_size(const cnn_net *net, int batch, size_t *bytes);
+
+/**
+ * Hand the net a caller-owned scratch block of `bytes` bytes (any alignment)
+ * for its forward passes, instead of memory it allocates itself; the net then
+ * allocates nothing for scratch. The block must stay valid, and untouched by
+ * the caller during a forward pass, until the net is destroyed or another
+ * block (or NULL, which returns to the net's own memory) is set. A forward
+ * pass whose scratch (cnn_net_workspace_size()) exceeds `bytes` fails with
+ * ::CNN_E_BUFFER_SIZE. Clones do not inherit the block.
+ * @return ::CNN_OK, ::CNN_E_NULL_ARG (NULL net, or NULL block with bytes > 0)
+ */
+CNN_API cnn_status cnn_net_set_workspace(cnn_net *net, void *workspace, size_t bytes);
+
+/**
+ * One line naming the code paths this process runs: the SIMD level of the
+ * element-wise and pooling kernels ("avx2+fma" or "portable"; the environment
+ * variable CNN_FORCE_PORTABLE=1, read once, forces the portable path), the BLAS
+ * and what libcnn does to its threading, and the default thread count. Never NULL.
+ */
+CNN_API const char *cnn_runtime_info(void);
 /** @} */
 
 /* ------------------------------------------------------------------------ */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "cnn.h"
+#include "exec.h"
 
 typedef struct cnn_shape {
     int h, w, c;
@@ -32,11 +33,19 @@ typedef struct cnn_layer_ops {
     uint64_t (*flops)(const cnn_layer *layer);
     /* Window and stride seen from the output, for the receptive field. */
     void (*window)(const cnn_layer *layer, int *kh, int *kw, int *sh, int *sw);
-    /* Scratch floats the forward pass needs for `batch` images; 0 on overflow. */
+    /* Scratch floats EACH thread needs in the forward pass for `batch` images;
+     * returns 0 on overflow. */
     int (*workspace_floats)(const cnn_layer *layer, int batch, size_t *floats);
-    /* in: batch images of layer->in; out: batch images of layer->out. */
+    /* in: batch images of layer->in; out: batch images of layer->out. Thread t
+     * may use cnn__exec_workspace(exec, t). */
     void (*forward)(const cnn_layer *layer, const float *in, float *out, int batch,
-                    float *workspace);
+                    const cnn_exec *exec, const cnn_layer *epilogue);
+    /* Nonzero when forward can apply the next layer's in-place activation to
+     * its output while that output is still in cache (the fused epilogue);
+     * the driver then passes that layer as `epilogue` and skips its forward. */
+    int fuses_epilogue;
+    /* Activation kinds: apply the layer in place to n floats (used as an epilogue). */
+    void (*apply_inplace)(const cnn_layer *layer, float *x, size_t n);
     /* Parameterised kinds only (NULL otherwise): PyTorch <-> native weight order,
      * and the fans used by the initialisers. */
     void (*weights_from_pytorch)(const cnn_layer *layer, const float *src, float *dst);

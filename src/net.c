@@ -82,6 +82,7 @@ void cnn_net_destroy(cnn_net *net)
         layer_release(&net->layers[i]);
     cnn__free(net->layers);
     cnn__plan_release(net);
+    cnn__pool_destroy(net->pool);
     cnn__free(net->error);
     cnn__free(net);
     cnn__net_count_add(-1);
@@ -165,6 +166,7 @@ cnn_status cnn_net_clone(const cnn_net *source, cnn_net **out)
     cnn_status st = cnn_net_create(&clone, source->input.h, source->input.w, source->input.c);
     if (st != CNN_OK)
         return cnn__fail(source, st, "cnn_net_clone: %s", cnn_net_last_error(NULL));
+    clone->threads_requested = source->threads_requested;
     if (source->n_layers) {
         clone->layers = cnn__calloc((size_t)source->n_layers, sizeof *clone->layers);
         if (!clone->layers) {

@@ -4,6 +4,7 @@
 #define CNN_NET_H
 
 #include "layer.h"
+#include "threads.h"
 
 struct cnn_net {
     cnn_shape input;
@@ -12,11 +13,20 @@ struct cnn_net {
     int capacity;
     char *error; /* CNN_ERROR_CAPACITY bytes; a pointer so const queries can record failures */
 
-    /* Forward plan: valid for planned_batch images of the first planned_layers layers. */
+    /* Threads: 0 asks for every available core. */
+    int threads_requested;
+    cnn_pool *pool; /* worker threads, started by the first forward that needs them */
+
+    /* Forward plan: valid for planned_batch images of the first planned_layers
+     * layers at planned_threads threads, carved from one block of scratch. */
     int planned_batch;
     int planned_layers;
-    float *activations[2]; /* ping-pong buffers between layers */
-    float *workspace;
+    int planned_threads;
+    void *scratch;           /* owned block, or NULL while the caller's workspace is used */
+    void *user_workspace;    /* caller's block (cnn_net_set_workspace), not owned */
+    size_t user_workspace_bytes;
+    float *activations[2];   /* ping-pong buffers between layers */
+    cnn_exec exec;
 };
 
 /* Looks up layer `index`, recording CNN_E_NULL_ARG / CNN_E_INDEX on failure. */
@@ -28,6 +38,12 @@ cnn_status cnn__net_layer(const cnn_net *net, int index, const char *caller,
 cnn_status cnn__layer_params_unshare(cnn_net *net, int index);
 
 void cnn__params_release(cnn_params *params);
+
+/* Most threads one net may use. */
+#define CNN_MAX_THREADS 1024
+
+/* The thread count the net runs with (its request, or every available core). */
+int cnn__net_threads(const cnn_net *net);
 
 /* Frees the forward plan's buffers. */
 void cnn__plan_release(cnn_net *net);

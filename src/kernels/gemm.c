@@ -1,6 +1,7 @@
 #include "gemm.h"
 
 #include <limits.h>
+#include <pthread.h>
 
 #include <cblas.h>
 
@@ -16,6 +17,38 @@ void cnn__gemm_abt(size_t m, int n, int k, const float *a, int lda, const float 
     }
 }
 
+typedef struct gemm_job {
+    size_t m;
+    int n, k;
+    const float *a, *b;
+    float *c;
+    int lda, ldb, ldc;
+    int by_rows;
+} gemm_job;
+
+static void gemm_range(void *raw, size_t begin, size_t end, int thread)
+{
+    const gemm_job *j = raw;
+    (void)thread;
+    if (j->by_rows)
+        cnn__gemm_abt(end - begin, j->n, j->k, j->a + begin * (size_t)j->lda, j->lda, j->b,
+                      j->ldb, j->c + begin * (size_t)j->ldc, j->ldc, 0);
+    else
+        cnn__gemm_abt(j->m, (int)(end - begin), j->k, j->a, j->lda,
+                      j->b + begin * (size_t)j->ldb, j->ldb, j->c + begin, j->ldc, 0);
+}
+
+void cnn__gemm_abt_parallel(const cnn_exec *exec, size_t m, int n, int k, const float *a,
+                            int lda, const float *b, int ldb, float *c, int ldc)
+{
+    uint64_t work = 2u * (uint64_t)m * (uint64_t)n * (uint64_t)k;
+    /* Splitting rows keeps each thread's B panel whole; with few rows (a dense
+     * layer at batch 1) split the columns instead. */
+    int by_rows = m >= 4u * (size_t)exec->threads;
+    gemm_job job = { m, n, k, a, b, c, lda, ldb, ldc, by_rows };
+    cnn__parallel_for(exec, by_rows ? m : (size_t)n, work, gemm_range, &job);
+}
+
 void cnn__add_bias_rows(float *c, size_t rows, int cols, const float *bias)
 {
     for (size_t r = 0; r < rows; r++) {
@@ -24,3 +57,35 @@ void cnn__add_bias_rows(float *c, size_t rows, int cols, const float *bias)
             row[j] += bias[j];
     }
 }
+
+#if defined(CNN_HAVE_OPENBLAS)
+/* Declared by OpenBLAS's cblas.h. */
+static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
+static int blas_users;
+static int blas_saved_threads;
+
+void cnn__blas_serial_begin(void)
+{
+    pthread_mutex_lock(&blas_lock);
+    if (blas_users++ == 0) {
+        blas_saved_threads = openblas_get_num_threads();
+        if (blas_saved_threads != 1)
+            openblas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&blas_lock);
+}
+
+void cnn__blas_serial_end(void)
+{
+    pthread_mutex_lock(&blas_lock);
+    if (--blas_users == 0 && blas_saved_threads != 1)
+        openblas_set_num_threads(blas_saved_threads);
+    pthread_mutex_unlock(&blas_lock);
+}
+
+const char *cnn__blas_name(void) { return openblas_get_config(); }
+#else
+void cnn__blas_serial_begin(void) {}
+void cnn__blas_serial_end(void) {}
+const char *cnn__blas_name(void) { return "CBLAS"; }
+#endif

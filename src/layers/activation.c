@@ -9,31 +9,49 @@ typedef struct activation_config {
     float slope;
 } activation_config;
 
-static int activation_workspace(const cnn_layer *layer, int batch, size_t *floats)
-{
-    (void)layer;
-    (void)batch;
-    *floats = 0;
-    return 1;
-}
-
 static size_t elems(const cnn_layer *layer)
 {
     return (size_t)layer->out.h * (size_t)layer->out.w * (size_t)layer->out.c;
 }
 
-static void activation_forward(const cnn_layer *layer, const float *in, float *out, int batch,
-                               float *workspace)
+typedef struct activation_job {
+    const activation_config *cfg;
+    const float *in;
+    float *out;
+} activation_job;
+
+static void activate(const activation_config *cfg, float *out, const float *in, size_t n)
 {
-    (void)workspace;
-    const activation_config *cfg = layer->config;
-    size_t n = elems(layer) * (size_t)batch;
     switch (cfg->kind) {
     case CNN_ACT_RELU: cnn__relu(out, in, n); break;
     case CNN_ACT_LEAKY_RELU: cnn__leaky_relu(out, in, n, cfg->slope); break;
     case CNN_ACT_SIGMOID: cnn__sigmoid(out, in, n); break;
     case CNN_ACT_TANH: cnn__tanh(out, in, n); break;
     }
+}
+
+static void activation_range(void *raw, size_t begin, size_t end, int thread)
+{
+    const activation_job *job = raw;
+    (void)thread;
+    activate(job->cfg, job->out + begin, job->in + begin, end - begin);
+}
+
+static void activation_inplace(const cnn_layer *layer, float *x, size_t n)
+{
+    activate(layer->config, x, x, n);
+}
+
+static void activation_forward(const cnn_layer *layer, const float *in, float *out, int batch,
+                               const cnn_exec *exec, const cnn_layer *epilogue)
+{
+    (void)epilogue;
+    const activation_config *cfg = layer->config;
+    size_t n = elems(layer) * (size_t)batch;
+    /* Work in "FLOP equivalents": the transcendental ones cost far more per element. */
+    uint64_t per_elem = cfg->kind == CNN_ACT_SIGMOID || cfg->kind == CNN_ACT_TANH ? 20u : 2u;
+    activation_job job = { cfg, in, out };
+    cnn__parallel_for(exec, n, (uint64_t)n * per_elem, activation_range, &job);
 }
 
 static uint64_t activation_flops(const cnn_layer *layer) { return (uint64_t)elems(layer); }
@@ -45,8 +63,12 @@ static void activation_window(const cnn_layer *layer, int *kh, int *kw, int *sh,
 }
 
 const cnn_layer_ops cnn__activation_ops = {
-    CNN_LAYER_ACTIVATION, "activation", activation_flops, activation_window,
-    activation_workspace, activation_forward, NULL, NULL, NULL,
+    .kind = CNN_LAYER_ACTIVATION,
+    .name = "activation",
+    .flops = activation_flops,
+    .window = activation_window,
+    .forward = activation_forward,
+    .apply_inplace = activation_inplace,
 };
 
 cnn_status cnn_layer_add_activation(cnn_net *net, cnn_activation kind, float slope, int *index)

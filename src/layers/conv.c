@@ -1,4 +1,5 @@
-/* Convolution: im2col rows tiled to a bounded buffer, then one SGEMM per tile. */
+/* Convolution: im2col rows tiled to a bounded buffer, then one SGEMM per tile;
+ * threads take contiguous ranges of output pixels, each with its own buffer. */
 #include <string.h>
 
 #include "../alloc.h"
@@ -18,6 +19,7 @@ typedef struct conv_config {
 } conv_config;
 
 static const conv_config *config_of(const cnn_layer *layer) { return layer->config; }
+static uint64_t conv_flops(const cnn_layer *layer);
 
 /* A 1x1, stride-1, unpadded convolution is already a GEMM on the NHWC input. */
 static int is_pointwise(const conv_config *cfg)
@@ -27,6 +29,7 @@ static int is_pointwise(const conv_config *cfg)
            g->pad_h == 0 && g->pad_w == 0;
 }
 
+/* Output pixels per tile: as many im2col rows as fit the column buffer. */
 static size_t tile_rows(const conv_config *cfg)
 {
     size_t rows = CONV_COLUMN_BYTES / sizeof(float) / (size_t)cfg->k;
@@ -47,26 +50,55 @@ static int conv_workspace(const cnn_layer *layer, int batch, size_t *floats)
     return cnn__mul_size(m < rows ? m : rows, (size_t)cfg->k, floats);
 }
 
+typedef struct conv_job {
+    const cnn_layer *layer;
+    const float *in;
+    float *out;
+    const cnn_exec *exec;
+    const cnn_layer *epilogue;
+} conv_job;
+
+/* Bias and the fused activation on rows just written, while they are in cache. */
+static void finish_rows(const conv_job *job, float *rows_out, size_t rows)
+{
+    const conv_config *cfg = config_of(job->layer);
+    if (cfg->bias)
+        cnn__add_bias_rows(rows_out, rows, cfg->filters, job->layer->params->bias);
+    if (job->epilogue)
+        job->epilogue->ops->apply_inplace(job->epilogue, rows_out, rows * (size_t)cfg->filters);
+}
+
+/* Output rows [begin, end) of the GEMM, one bounded tile at a time. */
+static void conv_rows(void *raw, size_t begin, size_t end, int thread)
+{
+    const conv_job *job = raw;
+    const conv_config *cfg = config_of(job->layer);
+    const float *weights = job->layer->params->weights;
+    const int cout = cfg->filters, k = cfg->k;
+    const int pointwise = is_pointwise(cfg);
+    float *columns = cnn__exec_workspace(job->exec, thread);
+    size_t rows = tile_rows(cfg);
+    for (size_t first = begin; first < end; first += rows) {
+        size_t count = end - first < rows ? end - first : rows;
+        const float *a = job->in + first * (size_t)k;
+        if (!pointwise) {
+            cnn__im2col_rows(&cfg->geo, job->in, first, count, columns);
+            a = columns;
+        }
+        float *c = job->out + first * (size_t)cout;
+        cnn__gemm_abt(count, cout, k, a, k, weights, k, c, cout, 0);
+        finish_rows(job, c, count);
+    }
+}
+
 static void conv_forward(const cnn_layer *layer, const float *in, float *out, int batch,
-                         float *workspace)
+                         const cnn_exec *exec, const cnn_layer *epilogue)
 {
     const conv_config *cfg = config_of(layer);
-    const float *weights = layer->params->weights;
-    const int cout = cfg->filters;
     size_t m = (size_t)batch * (size_t)cfg->geo.out_h * (size_t)cfg->geo.out_w;
-    if (is_pointwise(cfg)) {
-        cnn__gemm_abt(m, cout, cfg->k, in, cfg->k, weights, cfg->k, out, cout, 0);
-    } else {
-        size_t rows = tile_rows(cfg);
-        for (size_t first = 0; first < m; first += rows) {
-            size_t count = m - first < rows ? m - first : rows;
-            cnn__im2col_rows(&cfg->geo, in, first, count, workspace);
-            cnn__gemm_abt(count, cout, cfg->k, workspace, cfg->k, weights, cfg->k,
-                          out + first * (size_t)cout, cout, 0);
-        }
-    }
-    if (cfg->bias)
-        cnn__add_bias_rows(out, m, cout, layer->params->bias);
+    conv_job job = { layer, in, out, exec, epilogue };
+    uint64_t work = conv_flops(layer) * (uint64_t)batch;
+    cnn__parallel_for(exec, m, work, conv_rows, &job);
 }
 
 static uint64_t conv_flops(const cnn_layer *layer)
@@ -122,8 +154,16 @@ static void conv_fans(const cnn_layer *layer, double *fan_in, double *fan_out)
 }
 
 const cnn_layer_ops cnn__conv_ops = {
-    CNN_LAYER_CONV, "conv", conv_flops, conv_window, conv_workspace, conv_forward,
-    conv_from_pytorch, conv_to_pytorch, conv_fans,
+    .kind = CNN_LAYER_CONV,
+    .name = "conv",
+    .flops = conv_flops,
+    .window = conv_window,
+    .workspace_floats = conv_workspace,
+    .forward = conv_forward,
+    .fuses_epilogue = 1,
+    .weights_from_pytorch = conv_from_pytorch,
+    .weights_to_pytorch = conv_to_pytorch,
+    .fans = conv_fans,
 };
 
 void cnn_conv_desc_init(cnn_conv_desc *desc)

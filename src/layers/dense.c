@@ -12,23 +12,16 @@ typedef struct dense_config {
 
 static const dense_config *config_of(const cnn_layer *layer) { return layer->config; }
 
-static int dense_workspace(const cnn_layer *layer, int batch, size_t *floats)
-{
-    (void)layer;
-    (void)batch;
-    *floats = 0;
-    return 1;
-}
-
 static void dense_forward(const cnn_layer *layer, const float *in, float *out, int batch,
-                          float *workspace)
+                          const cnn_exec *exec, const cnn_layer *epilogue)
 {
-    (void)workspace;
     const dense_config *cfg = config_of(layer);
-    cnn__gemm_abt((size_t)batch, cfg->units, cfg->inputs, in, cfg->inputs,
-                  layer->params->weights, cfg->inputs, out, cfg->units, 0);
+    cnn__gemm_abt_parallel(exec, (size_t)batch, cfg->units, cfg->inputs, in, cfg->inputs,
+                           layer->params->weights, cfg->inputs, out, cfg->units);
     if (cfg->bias)
         cnn__add_bias_rows(out, (size_t)batch, cfg->units, layer->params->bias);
+    if (epilogue)
+        epilogue->ops->apply_inplace(epilogue, out, (size_t)batch * (size_t)cfg->units);
 }
 
 static uint64_t dense_flops(const cnn_layer *layer)
@@ -83,8 +76,15 @@ static void dense_fans(const cnn_layer *layer, double *fan_in, double *fan_out)
 }
 
 const cnn_layer_ops cnn__dense_ops = {
-    CNN_LAYER_DENSE, "dense", dense_flops, dense_window, dense_workspace, dense_forward,
-    dense_from_pytorch, dense_to_pytorch, dense_fans,
+    .kind = CNN_LAYER_DENSE,
+    .name = "dense",
+    .flops = dense_flops,
+    .window = dense_window,
+    .forward = dense_forward,
+    .fuses_epilogue = 1,
+    .weights_from_pytorch = dense_from_pytorch,
+    .weights_to_pytorch = dense_to_pytorch,
+    .fans = dense_fans,
 };
 
 cnn_status cnn_layer_add_dense(cnn_net *net, int units, int bias, int *index)

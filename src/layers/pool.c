@@ -11,23 +11,39 @@ typedef struct pool_config {
 
 static const pool_config *config_of(const cnn_layer *layer) { return layer->config; }
 
-static int pool_workspace(const cnn_layer *layer, int batch, size_t *floats)
+typedef struct pool_job {
+    const pool_config *cfg;
+    const float *in;
+    float *out;
+    size_t in_image, out_image; /* floats per image */
+} pool_job;
+
+static void pool_images(void *raw, size_t begin, size_t end, int thread)
 {
-    (void)layer;
-    (void)batch;
-    *floats = 0;
-    return 1;
+    const pool_job *job = raw;
+    const float *in = job->in + begin * job->in_image;
+    float *out = job->out + begin * job->out_image;
+    int images = (int)(end - begin);
+    (void)thread;
+    if (job->cfg->kind == CNN_POOL_MAX)
+        cnn__pool_max(&job->cfg->geo, in, out, images);
+    else
+        cnn__pool_avg(&job->cfg->geo, in, out, images, job->cfg->count_pad);
 }
 
+/* Images are independent, so the batch is split between threads. */
 static void pool_forward(const cnn_layer *layer, const float *in, float *out, int batch,
-                         float *workspace)
+                         const cnn_exec *exec, const cnn_layer *epilogue)
 {
-    (void)workspace;
+    (void)epilogue;
     const pool_config *cfg = config_of(layer);
-    if (cfg->kind == CNN_POOL_MAX)
-        cnn__pool_max(&cfg->geo, in, out, batch);
-    else
-        cnn__pool_avg(&cfg->geo, in, out, batch, cfg->count_pad);
+    const cnn_pool_geometry *g = &cfg->geo;
+    size_t out_image = (size_t)g->out_h * (size_t)g->out_w * (size_t)g->channels;
+    pool_job job = { cfg, in, out, (size_t)g->in_h * (size_t)g->in_w * (size_t)g->channels,
+                     out_image };
+    uint64_t work = (uint64_t)out_image * (uint64_t)batch * (uint64_t)g->window_h *
+                    (uint64_t)g->window_w;
+    cnn__parallel_for(exec, (size_t)batch, work, pool_images, &job);
 }
 
 static uint64_t pool_flops(const cnn_layer *layer)
@@ -45,7 +61,11 @@ static void pool_window(const cnn_layer *layer, int *kh, int *kw, int *sh, int *
 }
 
 const cnn_layer_ops cnn__pool_ops = {
-    CNN_LAYER_POOL, "pool", pool_flops, pool_window, pool_workspace, pool_forward, NULL, NULL, NULL,
+    .kind = CNN_LAYER_POOL,
+    .name = "pool",
+    .flops = pool_flops,
+    .window = pool_window,
+    .forward = pool_forward,
 };
 
 void cnn_pool_desc_init(cnn_pool_desc *desc)

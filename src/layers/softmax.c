@@ -3,25 +3,22 @@
 
 #include "builder.h"
 
-static int softmax_workspace(const cnn_layer *layer, int batch, size_t *floats)
-{
-    (void)layer;
-    (void)batch;
-    *floats = 0;
-    return 1;
-}
+typedef struct softmax_job {
+    const float *in;
+    float *out;
+    size_t channels;
+} softmax_job;
 
 /* Subtracting the maximum keeps expf finite; a NaN anywhere in a pixel makes
  * the maximum (or the sum) NaN, so the whole pixel becomes NaN. */
-static void softmax_forward(const cnn_layer *layer, const float *in, float *out, int batch,
-                            float *workspace)
+static void softmax_pixels(void *raw, size_t begin, size_t end, int thread)
 {
-    (void)workspace;
-    const size_t c = (size_t)layer->out.c;
-    const size_t pixels = (size_t)batch * (size_t)layer->out.h * (size_t)layer->out.w;
-    for (size_t p = 0; p < pixels; p++) {
-        const float *x = in + p * c;
-        float *y = out + p * c;
+    const softmax_job *job = raw;
+    const size_t c = job->channels;
+    (void)thread;
+    for (size_t p = begin; p < end; p++) {
+        const float *x = job->in + p * c;
+        float *y = job->out + p * c;
         float max = x[0];
         for (size_t i = 1; i < c; i++)
             if (x[i] > max || x[i] != x[i])
@@ -36,6 +33,16 @@ static void softmax_forward(const cnn_layer *layer, const float *in, float *out,
     }
 }
 
+static void softmax_forward(const cnn_layer *layer, const float *in, float *out, int batch,
+                            const cnn_exec *exec, const cnn_layer *epilogue)
+{
+    (void)epilogue;
+    const size_t c = (size_t)layer->out.c;
+    const size_t pixels = (size_t)batch * (size_t)layer->out.h * (size_t)layer->out.w;
+    softmax_job job = { in, out, c };
+    cnn__parallel_for(exec, pixels, (uint64_t)pixels * c * 20u, softmax_pixels, &job);
+}
+
 static uint64_t softmax_flops(const cnn_layer *layer)
 {
     return (uint64_t)layer->out.h * (uint64_t)layer->out.w * (uint64_t)layer->out.c;
@@ -48,8 +55,11 @@ static void softmax_window(const cnn_layer *layer, int *kh, int *kw, int *sh, in
 }
 
 const cnn_layer_ops cnn__softmax_ops = {
-    CNN_LAYER_SOFTMAX, "softmax", softmax_flops, softmax_window, softmax_workspace,
-    softmax_forward, NULL, NULL, NULL,
+    .kind = CNN_LAYER_SOFTMAX,
+    .name = "softmax",
+    .flops = softmax_flops,
+    .window = softmax_window,
+    .forward = softmax_forward,
 };
 
 cnn_status cnn_layer_add_softmax(cnn_net *net, int *index)
