@@ -49,10 +49,16 @@ static int fail(const cnn_net *net, const char *what, cnn_status status)
     return 1;
 }
 
-/* Sets OpenBLAS's thread count, which libcnn (through its GEMM) and the
- * ceiling both use. Returns the count to label results with (0: unknown). */
+/* Threads of the current run: libcnn nets get them through cnn_net_set_threads
+ * (libcnn keeps OpenBLAS single-threaded inside cnn_forward and splits work over
+ * its own threads); the ceiling gets them through OpenBLAS's own count. */
+static int run_threads = 1;
+
+/* Sets OpenBLAS's thread count for the ceiling and remembers the count for the
+ * libcnn nets. Returns the count to label results with (0: unknown). */
 static int set_blas_threads(int threads)
 {
+    run_threads = threads;
 #ifdef BENCH_HAVE_OPENBLAS_THREADS
     openblas_set_num_threads(threads);
     int got = openblas_get_num_threads();
@@ -107,6 +113,8 @@ static int setup_conv_case(const bench_layer *l, conv_case *cc)
     conv.kernel_h = conv.kernel_w = l->kernel;
     conv.stride_h = conv.stride_w = l->stride;
     conv.pad_h = conv.pad_w = l->pad;
+    if ((st = cnn_net_set_threads(cc->net, run_threads)) != CNN_OK)
+        return fail(cc->net, "cnn_net_set_threads", st);
     if ((st = cnn_layer_add_conv(cc->net, &conv, NULL)) != CNN_OK)
         return fail(cc->net, "cnn_layer_add_conv", st);
     if ((st = cnn_net_init_params(cc->net, CNN_INIT_HE_NORMAL, 7)) != CNN_OK)
@@ -200,6 +208,8 @@ static cnn_status build_lenet(cnn_net **out)
 {
     cnn_net *net = NULL;
     cnn_status st = cnn_net_create(&net, 28, 28, 1);
+    if (st == CNN_OK)
+        st = cnn_net_set_threads(net, run_threads);
     cnn_conv_desc conv = CNN_CONV_DESC_INIT;
     cnn_pool_desc pool = CNN_POOL_DESC_INIT; /* 2x2 max, stride 2 */
     conv.kernel_h = conv.kernel_w = 5;

@@ -292,6 +292,20 @@ START_TEST(conv_im2col_tiles)
 }
 END_TEST
 
+/* One im2col row longer than the whole column buffer (4 MiB): the library
+ * lowers it in K slices and accumulates the GEMM over them. Padding puts
+ * zeros inside the slices too. */
+START_TEST(conv_k_slices)
+{
+    test_rng rng;
+    test_rng_seed(&rng, 108);
+    conv_case cc = { { 1, 2, 2, 262145 }, { 2, 2, 1, 1, 1, 1 }, 2, 1, CNN_LAYOUT_NATIVE };
+    size_t k = (size_t)cc.win.kh * (size_t)cc.win.kw * (size_t)cc.in.c;
+    ck_assert_msg(k * sizeof(float) > ((size_t)4 << 20), "a row of %zu floats fits the buffer", k);
+    check_conv(&cc, &rng, "conv in K slices");
+}
+END_TEST
+
 START_TEST(conv_im2col_tiles_across_images)
 {
     test_rng rng;
@@ -774,6 +788,7 @@ static Suite *layers_suite(void)
     tcase_add_test(conv, conv_pytorch_weights);
     tcase_add_test(conv, conv_im2col_tiles);
     tcase_add_test(conv, conv_im2col_tiles_across_images);
+    tcase_add_test(conv, conv_k_slices);
     suite_add_tcase(s, conv);
     TCase *pool = tcase_create("pool");
     tcase_add_test(pool, pool_random_shapes);

@@ -19,4 +19,9 @@ typedef struct cnn_conv_geometry {
 void cnn__im2col_rows(const cnn_conv_geometry *g, const float *input, size_t first, size_t count,
                       float *columns);
 
+/* Elements [k0, k1) of column-matrix row m alone, for layers whose single row
+ * is larger than the column buffer (the GEMM then accumulates over K slices). */
+void cnn__im2col_row_slice(const cnn_conv_geometry *g, const float *input, size_t m, size_t k0,
+                           size_t k1, float *columns);
+
 #endif

@@ -29,11 +29,24 @@ static int is_pointwise(const conv_config *cfg)
            g->pad_h == 0 && g->pad_w == 0;
 }
 
+#define CONV_COLUMN_FLOATS (CONV_COLUMN_BYTES / sizeof(float))
+
 /* Output pixels per tile: as many im2col rows as fit the column buffer. */
 static size_t tile_rows(const conv_config *cfg)
 {
-    size_t rows = CONV_COLUMN_BYTES / sizeof(float) / (size_t)cfg->k;
+    size_t rows = CONV_COLUMN_FLOATS / (size_t)cfg->k;
     return rows ? rows : 1;
+}
+
+/* Column floats one tile needs: whole rows, or one slice of a row too large
+ * for the buffer. */
+static size_t tile_floats(const conv_config *cfg, size_t m)
+{
+    size_t k = (size_t)cfg->k;
+    if (k > CONV_COLUMN_FLOATS)
+        return CONV_COLUMN_FLOATS;
+    size_t rows = tile_rows(cfg);
+    return (m < rows ? m : rows) * k;
 }
 
 static int conv_workspace(const cnn_layer *layer, int batch, size_t *floats)
@@ -46,8 +59,8 @@ static int conv_workspace(const cnn_layer *layer, int batch, size_t *floats)
         *floats = 0;
         return 1;
     }
-    size_t rows = tile_rows(cfg);
-    return cnn__mul_size(m < rows ? m : rows, (size_t)cfg->k, floats);
+    *floats = tile_floats(cfg, m);
+    return 1;
 }
 
 typedef struct conv_job {
@@ -68,6 +81,22 @@ static void finish_rows(const conv_job *job, float *rows_out, size_t rows)
         job->epilogue->ops->apply_inplace(job->epilogue, rows_out, rows * (size_t)cfg->filters);
 }
 
+/* A row too large for the column buffer: the GEMM accumulates over K slices. */
+static void conv_row_sliced(const conv_job *job, size_t m, float *columns)
+{
+    const conv_config *cfg = config_of(job->layer);
+    const float *weights = job->layer->params->weights;
+    const size_t k = (size_t)cfg->k;
+    float *c = job->out + m * (size_t)cfg->filters;
+    for (size_t k0 = 0; k0 < k; k0 += CONV_COLUMN_FLOATS) {
+        size_t k1 = k - k0 < CONV_COLUMN_FLOATS ? k : k0 + CONV_COLUMN_FLOATS;
+        cnn__im2col_row_slice(&cfg->geo, job->in, m, k0, k1, columns);
+        cnn__gemm_abt(1, cfg->filters, (int)(k1 - k0), columns, (int)(k1 - k0), weights + k0,
+                      cfg->k, c, cfg->filters, k0 > 0);
+    }
+    finish_rows(job, c, 1);
+}
+
 /* Output rows [begin, end) of the GEMM, one bounded tile at a time. */
 static void conv_rows(void *raw, size_t begin, size_t end, int thread)
 {
@@ -77,6 +106,11 @@ static void conv_rows(void *raw, size_t begin, size_t end, int thread)
     const int cout = cfg->filters, k = cfg->k;
     const int pointwise = is_pointwise(cfg);
     float *columns = cnn__exec_workspace(job->exec, thread);
+    if (!pointwise && (size_t)k > CONV_COLUMN_FLOATS) {
+        for (size_t m = begin; m < end; m++)
+            conv_row_sliced(job, m, columns);
+        return;
+    }
     size_t rows = tile_rows(cfg);
     for (size_t first = begin; first < end; first += rows) {
         size_t count = end - first < rows ? end - first : rows;
