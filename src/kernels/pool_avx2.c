@@ -3,8 +3,8 @@
  *
  * NHWC keeps a pixel's channels contiguous, so each step pools 8 channels of one
  * output pixel over its whole window, in the same cell order and with the same
- * comparisons as the portable loops; channels left over (fewer than 8) take the
- * portable formula. Results therefore match the portable path bit for bit. */
+ * comparisons as the portable loops; channels left over (fewer than 8) take one
+ * masked block. Results therefore match the portable path bit for bit. */
 #if !defined(__AVX2__) || !defined(__FMA__)
 #error "pool_avx2.c must be compiled with -mavx2 -mfma"
 #endif
@@ -47,18 +47,6 @@ static inline void window_max_blocks(const window *w, float *out, int blocks)
         _mm256_storeu_ps(out + b * LANES, m[b]);
 }
 
-static float window_max1(const window *w)
-{
-    float m = *w->corner;
-    for (int y = 0; y < w->rows; y++) {
-        const float *cell = w->corner + (size_t)y * w->row_step;
-        for (int x = 0; x < w->cols; x++, cell += w->cell_step)
-            if (*cell > m || *cell != *cell)
-                m = *cell;
-    }
-    return m;
-}
-
 /* Window sums in cell order (the portable order), divided like the portable loop. */
 static inline void window_avg_blocks(const window *w, float *out, int blocks, __m256 divisor)
 {
@@ -75,15 +63,35 @@ static inline void window_avg_blocks(const window *w, float *out, int blocks, __
         _mm256_storeu_ps(out + b * LANES, _mm256_div_ps(s[b], divisor));
 }
 
-static float window_sum1(const window *w)
+/* Lane i on for i < count (1..7): the channels left after the 8-wide blocks.
+ * Masked loads read nothing past the tail, so small channel counts (LeNet's 6)
+ * stay vectorised instead of falling to one channel at a time. */
+static inline __m256i tail_mask(size_t count)
 {
-    float s = 0.0f;
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), lanes);
+}
+
+static inline void window_max_masked(const window *w, float *out, __m256i mask)
+{
+    __m256 m = _mm256_maskload_ps(w->corner, mask);
     for (int y = 0; y < w->rows; y++) {
         const float *cell = w->corner + (size_t)y * w->row_step;
         for (int x = 0; x < w->cols; x++, cell += w->cell_step)
-            s += *cell;
+            m = max_or_nan(m, _mm256_maskload_ps(cell, mask));
     }
-    return s;
+    _mm256_maskstore_ps(out, mask, m);
+}
+
+static inline void window_avg_masked(const window *w, float *out, __m256i mask, __m256 divisor)
+{
+    __m256 s = _mm256_setzero_ps();
+    for (int y = 0; y < w->rows; y++) {
+        const float *cell = w->corner + (size_t)y * w->row_step;
+        for (int x = 0; x < w->cols; x++, cell += w->cell_step)
+            s = _mm256_add_ps(s, _mm256_maskload_ps(cell, mask));
+    }
+    _mm256_maskstore_ps(out, mask, _mm256_div_ps(s, divisor));
 }
 
 /* The window of output (oy, ox) of image `img`, at channel 0. */
@@ -121,9 +129,9 @@ static void pool_max_avx2(const cnn_pool_geometry *g, const float *in, float *ou
                     w.corner = base + ch;
                     window_max_blocks(&w, out + ch, 1);
                 }
-                for (; ch < c; ch++) {
+                if (ch < c) {
                     w.corner = base + ch;
-                    out[ch] = window_max1(&w);
+                    window_max_masked(&w, out + ch, tail_mask(c - ch));
                 }
             }
     }
@@ -152,9 +160,9 @@ static void pool_avg_avx2(const cnn_pool_geometry *g, const float *in, float *ou
                     w.corner = base + ch;
                     window_avg_blocks(&w, out + ch, 1, divisor8);
                 }
-                for (; ch < c; ch++) {
+                if (ch < c) {
                     w.corner = base + ch;
-                    out[ch] = window_sum1(&w) / divisor;
+                    window_avg_masked(&w, out + ch, tail_mask(c - ch), divisor8);
                 }
             }
     }
