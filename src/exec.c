@@ -1,8 +1,10 @@
 #include "exec.h"
 
 /* Below this many FLOPs per thread a loop runs on the caller alone: waking a
- * worker and joining it costs a few microseconds. */
-#define CNN_MIN_WORK_PER_THREAD 100000u
+ * sleeping worker and joining it costs tens of microseconds, about what one
+ * thread computes in 1 MFLOP (measured with bench/conv_bench: LeNet-5 at
+ * batch 1 ran 2.3x slower on 2 threads with a 0.1 MFLOP threshold). */
+#define CNN_MIN_WORK_PER_THREAD 1000000u
 
 typedef struct range_job {
     size_t n;
