@@ -1,9 +1,11 @@
-/* Convolution: im2col rows tiled to a bounded buffer, then one SGEMM per tile;
+/* Convolution: im2col rows tiled to a bounded buffer, then one SGEMM per tile,
+ * or, for layers with few input channels, a direct loop (kernels/conv_direct.h);
  * threads take contiguous ranges of output pixels, each with its own buffer. */
 #include <string.h>
 
 #include "../alloc.h"
 #include "../checked.h"
+#include "../kernels/conv_direct.h"
 #include "../kernels/gemm.h"
 #include "../kernels/im2col.h"
 #include "builder.h"
@@ -49,12 +51,85 @@ static size_t tile_floats(const conv_config *cfg, size_t m)
     return (m < rows ? m : rows) * k;
 }
 
+/* ---- direct path ----------------------------------------------------------
+ *
+ * When it is taken (measured with bench/conv_bench against im2col + SGEMM at
+ * 1 thread on an AVX2/AVX-512 Zen 4):
+ * - few input channels: a kernel row is then only kernel_w * in_c floats, which
+ *   im2col copies in tiny pieces, and K = kh * kw * in_c is small, so the GEMM
+ *   runs far from peak; the direct loop reads the input in place.
+ * - packed weights small enough to stay in L1/L2 while the layer runs.
+ * - not a plain 1x1 stride-1 unpadded layer (the GEMM reads that input as is).
+ * - padded layers: the padded input rows of one output row fit the band buffer.
+ * The choice depends on the shape only, so a layer takes the same path on
+ * every run and with either kernel implementation. */
+#define DIRECT_MAX_IN_C 8
+#define DIRECT_MAX_PACKED_FLOATS ((size_t)64 << 10)
+/* Zero-padded input rows copied per band of output rows (padded layers only). */
+#define DIRECT_BAND_FLOATS ((size_t)64 << 10)
+/* Output floats per call of the direct loop before bias and activation run on
+ * them (while in cache); pixel counts are rounded to a multiple of 12, which
+ * every kernel block size divides. */
+#define DIRECT_FINISH_FLOATS 4096u
+
+static int is_padded(const conv_config *cfg) { return cfg->geo.pad_h || cfg->geo.pad_w; }
+
+static size_t packed_floats(const conv_config *cfg)
+{
+    return (size_t)cfg->k * cnn__conv_direct_cout_pad(cfg->filters);
+}
+
+/* Floats of one padded input row: the columns the windows reach, in_c each. */
+static size_t band_row_floats(const cnn_conv_geometry *g)
+{
+    return ((size_t)(g->out_w - 1) * (size_t)g->stride_w + (size_t)g->kernel_w) *
+           (size_t)g->in_c;
+}
+
+/* Output rows per band: as many as DIRECT_BAND_FLOATS holds, at least one
+ * (uses_direct checks that one fits), at most the image. */
+static int band_rows(const cnn_conv_geometry *g)
+{
+    size_t in_rows = DIRECT_BAND_FLOATS / band_row_floats(g);
+    size_t rows = in_rows > (size_t)g->kernel_h
+                      ? (in_rows - (size_t)g->kernel_h) / (size_t)g->stride_h + 1
+                      : 1;
+    return rows < (size_t)g->out_h ? (int)rows : g->out_h;
+}
+
+static size_t band_floats(const cnn_conv_geometry *g)
+{
+    size_t in_rows = (size_t)(band_rows(g) - 1) * (size_t)g->stride_h + (size_t)g->kernel_h;
+    return in_rows * band_row_floats(g);
+}
+
+static int uses_direct(const conv_config *cfg)
+{
+    const cnn_conv_geometry *g = &cfg->geo;
+    if (g->in_c > DIRECT_MAX_IN_C || is_pointwise(cfg))
+        return 0;
+    size_t packed;
+    if (!cnn__mul_size((size_t)cfg->k, cnn__conv_direct_cout_pad(cfg->filters), &packed) ||
+        packed > DIRECT_MAX_PACKED_FLOATS)
+        return 0;
+    if (!is_padded(cfg))
+        return 1;
+    /* in_c <= 8, so the row size cannot overflow once the padded width fits an int. */
+    size_t row = band_row_floats(g), one_band;
+    return cnn__mul_size(row, (size_t)g->kernel_h, &one_band) && one_band <= DIRECT_BAND_FLOATS;
+}
+
 static int conv_workspace(const cnn_layer *layer, int batch, size_t *floats)
 {
     const conv_config *cfg = config_of(layer);
     size_t m;
     if (!cnn__mul3_size((size_t)batch, (size_t)cfg->geo.out_h, (size_t)cfg->geo.out_w, &m))
         return 0;
+    if (uses_direct(cfg)) {
+        /* Packed weights (a multiple of 16 floats, so the band stays 64-byte aligned). */
+        *floats = packed_floats(cfg) + (is_padded(cfg) ? band_floats(&cfg->geo) : 0);
+        return 1;
+    }
     if (is_pointwise(cfg)) {
         *floats = 0;
         return 1;
@@ -97,6 +172,76 @@ static void conv_row_sliced(const conv_job *job, size_t m, float *columns)
     finish_rows(job, c, 1);
 }
 
+/* Input rows of output rows [oy0, oy1] of one image, zero-padded and cut to
+ * the columns the windows reach: row r is input row oy0 * stride - pad + r. */
+static void fill_band(const cnn_conv_geometry *g, const float *img, int oy0, int oy1, float *band)
+{
+    const size_t c = (size_t)g->in_c, row_floats = band_row_floats(g);
+    const int width = (int)(row_floats / c);
+    const int left = g->pad_w < width ? g->pad_w : width;
+    int inside = width - g->pad_w < g->in_w ? width - g->pad_w : g->in_w;
+    inside = inside > 0 ? inside : 0;
+    const size_t right = (size_t)(width - left - inside) * c;
+    const int rows = (oy1 - oy0) * g->stride_h + g->kernel_h;
+    for (int r = 0; r < rows; r++) {
+        float *dst = band + (size_t)r * row_floats;
+        int y = oy0 * g->stride_h - g->pad_h + r;
+        if (y < 0 || y >= g->in_h || inside == 0) {
+            memset(dst, 0, row_floats * sizeof(float));
+            continue;
+        }
+        memset(dst, 0, (size_t)left * c * sizeof(float));
+        memcpy(dst + (size_t)left * c, img + (size_t)y * (size_t)g->in_w * c,
+               (size_t)inside * c * sizeof(float));
+        memset(dst + (size_t)(left + inside) * c, 0, right * sizeof(float));
+    }
+}
+
+/* Output pixels [begin, end) by the direct loop, band by band of output rows
+ * (the whole image when unpadded: the loop then reads the input in place). */
+static void conv_rows_direct(const conv_job *job, size_t begin, size_t end, float *workspace)
+{
+    const conv_config *cfg = config_of(job->layer);
+    const cnn_conv_geometry *g = &cfg->geo;
+    const size_t c = (size_t)g->in_c, cout = (size_t)cfg->filters;
+    const size_t pixels = (size_t)g->out_h * (size_t)g->out_w;
+    const size_t image_floats = (size_t)g->in_h * (size_t)g->in_w * c;
+    const int padded = is_padded(cfg);
+    const int rows_per_band = padded ? band_rows(g) : g->out_h;
+    size_t chunk = DIRECT_FINISH_FLOATS / cout / 12 * 12;
+    chunk = chunk ? chunk : 12;
+    float *band = workspace + packed_floats(cfg);
+    cnn__conv_direct_pack(job->layer->params->weights, (size_t)cfg->k, cfg->filters, workspace);
+    cnn_conv_direct_task t = { workspace, cfg->filters, g->kernel_h, g->kernel_w * g->in_c,
+                               NULL, 0, 0, (size_t)g->stride_w * c, g->out_w };
+    t.row_stride = padded ? band_row_floats(g) : (size_t)g->in_w * c;
+    t.y_step = (size_t)g->stride_h * t.row_stride;
+    for (size_t m = begin; m < end;) {
+        const size_t image = m / pixels;
+        const int oy = (int)(m % pixels / (size_t)g->out_w);
+        const int band_end = oy + rows_per_band < g->out_h ? oy + rows_per_band : g->out_h;
+        const size_t band_stop = image * pixels + (size_t)band_end * (size_t)g->out_w;
+        const size_t stop = end < band_stop ? end : band_stop;
+        const float *img = job->in + image * image_floats;
+        int first_row = 0;
+        t.src = img;
+        if (padded) {
+            int last_row = (int)((stop - 1) % pixels / (size_t)g->out_w);
+            fill_band(g, img, oy, last_row, band);
+            t.src = band;
+            first_row = oy;
+        }
+        for (; m < stop; m += chunk) {
+            size_t n = stop - m < chunk ? stop - m : chunk, pixel = m % pixels;
+            float *out = job->out + m * cout;
+            cnn__conv_direct(&t, (int)(pixel / (size_t)g->out_w) - first_row,
+                             (int)(pixel % (size_t)g->out_w), n, out);
+            finish_rows(job, out, n);
+        }
+        m = stop;
+    }
+}
+
 /* Output rows [begin, end) of the GEMM, one bounded tile at a time. */
 static void conv_rows(void *raw, size_t begin, size_t end, int thread)
 {
@@ -106,6 +251,10 @@ static void conv_rows(void *raw, size_t begin, size_t end, int thread)
     const int cout = cfg->filters, k = cfg->k;
     const int pointwise = is_pointwise(cfg);
     float *columns = cnn__exec_workspace(job->exec, thread);
+    if (uses_direct(cfg)) {
+        conv_rows_direct(job, begin, end, columns);
+        return;
+    }
     if (!pointwise && (size_t)k > CONV_COLUMN_FLOATS) {
         for (size_t m = begin; m < end; m++)
             conv_row_sliced(job, m, columns);

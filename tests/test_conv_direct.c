@@ -1,0 +1,302 @@
+/* The direct convolution path (src/kernels/conv_direct*.c), which conv.c takes
+ * for layers with at most 8 input channels (see its rule there), against the
+ * double-precision reference: every Cin 1..8 with every Cout 1..40 (one, two
+ * or more 8-lane vectors, a partial last one, several channel passes), kernels
+ * 1..7, strides 1..3, paddings 0..3, batch 1 and 3, odd widths; bands of
+ * padded rows, thread splits and NaN windows.
+ *
+ * Registered twice: as is (the AVX2 loop on CPUs that have it) and with
+ * CNN_FORCE_PORTABLE=1 (the portable loop). */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cnn.h"
+#include "net_harness.h"
+#include "reference.h"
+#include "support.h"
+
+#define TOL 1e-5       /* float layer against the double reference */
+#define BATCH_TOL 1e-6 /* one image alone against the same image in a batch */
+
+typedef struct direct_case {
+    ref_shape in;
+    ref_window win;
+    int filters;
+    int bias;
+} direct_case;
+
+static void describe(char *buf, size_t size, const direct_case *dc)
+{
+    snprintf(buf, size, "in %dx%dx%dx%d kernel %dx%d stride %dx%d pad %dx%d out_c %d bias %d",
+             dc->in.n, dc->in.h, dc->in.w, dc->in.c, dc->win.kh, dc->win.kw, dc->win.sh,
+             dc->win.sw, dc->win.ph, dc->win.pw, dc->filters, dc->bias);
+}
+
+static cnn_net *conv_net(const direct_case *dc, const char *what)
+{
+    cnn_net *net = harness_net(dc->in);
+    cnn_conv_desc d;
+    cnn_conv_desc_init(&d);
+    d.filters = dc->filters;
+    d.kernel_h = dc->win.kh;
+    d.kernel_w = dc->win.kw;
+    d.stride_h = dc->win.sh;
+    d.stride_w = dc->win.sw;
+    d.pad_h = dc->win.ph;
+    d.pad_w = dc->win.pw;
+    d.bias = dc->bias;
+    harness_ok(net, cnn_layer_add_conv(net, &d, NULL), what);
+    return net;
+}
+
+/* Weights and biases in [-1, 1), set on layer 0 and returned (native layout). */
+static float *set_params(cnn_net *net, test_rng *rng, const direct_case *dc, float **bias,
+                         const char *what)
+{
+    size_t nw = 0, nb = 0;
+    harness_ok(net, cnn_layer_param_sizes(net, 0, &nw, &nb), what);
+    float *w = harness_random(rng, nw, -1.0f, 1.0f);
+    harness_ok(net, cnn_layer_set_weights(net, 0, w, nw, CNN_LAYOUT_NATIVE), what);
+    *bias = NULL;
+    if (dc->bias) {
+        *bias = harness_random(rng, nb, -1.0f, 1.0f);
+        harness_ok(net, cnn_layer_set_bias(net, 0, *bias, nb), what);
+    }
+    return w;
+}
+
+/* Runs one case at `threads` threads against ref_conv; returns the output
+ * (batch images) for further checks. */
+static float *check_case(const direct_case *dc, test_rng *rng, int threads)
+{
+    char what[200];
+    describe(what, sizeof what, dc);
+    cnn_net *net = conv_net(dc, what);
+    harness_ok(net, cnn_net_set_threads(net, threads), what);
+    float *bias;
+    float *w = set_params(net, rng, dc, &bias, what);
+    ref_shape os = ref_window_shape(dc->in, dc->win, dc->filters);
+    harness_expect_shape(net, 0, os.h, os.w, os.c, what);
+    size_t in_n = ref_elems(dc->in), out_n = ref_elems(os);
+    float *x = harness_random(rng, in_n, -1.0f, 1.0f);
+    double *xd = harness_widen(x, in_n);
+    double *ref = test_xmalloc(out_n * sizeof(double));
+    ref_conv(xd, dc->in, w, bias, dc->filters, dc->win, ref);
+    float *y = harness_forward(net, x, dc->in.n, out_n);
+    harness_expect_close(y, ref, out_n, TOL, what);
+    /* Each image alone gives what it gave inside the batch. */
+    size_t in_img = in_n / (size_t)dc->in.n, out_img = out_n / (size_t)dc->in.n;
+    for (int b = 1; b < dc->in.n; b++) {
+        float *one = harness_forward(net, x + (size_t)b * in_img, 1, out_img);
+        double err = test_rel_error_f(one, y + (size_t)b * out_img, out_img);
+        ck_assert_msg(err <= BATCH_TOL, "%s: image %d alone differs by %g", what, b, err);
+        free(one);
+    }
+    free(ref);
+    free(xd);
+    free(x);
+    free(bias);
+    free(w);
+    cnn_net_destroy(net);
+    return y;
+}
+
+/* A random geometry for (cin, cout): kernel 1..7, stride 1..3, padding 0..3
+ * per axis, an input the padded window fits, odd widths. */
+static direct_case random_case(test_rng *rng, int cin, int cout, int batch)
+{
+    direct_case dc;
+    int extra = test_small() ? 2 : 9;
+    dc.win.kh = test_rng_int(rng, 1, 7);
+    dc.win.kw = test_rng_int(rng, 1, 7);
+    dc.win.sh = test_rng_int(rng, 1, 3);
+    dc.win.sw = test_rng_int(rng, 1, 3);
+    dc.win.ph = test_rng_int(rng, 0, 3);
+    dc.win.pw = test_rng_int(rng, 0, 3);
+    int lo_h = dc.win.kh - 2 * dc.win.ph, lo_w = dc.win.kw - 2 * dc.win.pw;
+    dc.in.n = batch;
+    dc.in.h = test_rng_int(rng, lo_h < 1 ? 1 : lo_h, dc.win.kh + extra);
+    dc.in.w = test_rng_int(rng, lo_w < 1 ? 1 : lo_w, dc.win.kw + extra) | 1;
+    dc.in.c = cin;
+    dc.filters = cout;
+    dc.bias = test_rng_int(rng, 0, 3) != 0;
+    return dc;
+}
+
+/* Every (Cin, Cout) pair with Cin 1..8 and Cout 1..40, each with its own
+ * random geometry; batch 1 and 3 alternate. Small mode (valgrind) takes Cout
+ * in steps of 7 (1, 8, 15, ..., 36: still one to five vectors). */
+START_TEST(direct_every_channel_pair)
+{
+    test_rng rng;
+    test_rng_seed(&rng, 701);
+    const int step = test_small() ? 7 : 1;
+    int i = 0;
+    for (int cin = 1; cin <= 8; cin++)
+        for (int cout = 1; cout <= 40; cout += step, i++) {
+            direct_case dc = random_case(&rng, cin, cout, i % 2 ? 3 : 1);
+            free(check_case(&dc, &rng, 1));
+        }
+}
+END_TEST
+
+/* Each kernel size, stride and padding on both axes at least once, with
+ * channel counts that are not multiples of 8. */
+START_TEST(direct_every_window)
+{
+    test_rng rng;
+    test_rng_seed(&rng, 702);
+    static const int couts[] = { 3, 6, 13, 21, 38 };
+    int i = 0;
+    for (int k = 1; k <= 7; k++)
+        for (int s = 1; s <= 3; s++)
+            for (int p = 0; p <= 3; p++, i++) {
+                if (test_small() && i % 5 != 0)
+                    continue;
+                int cin = 1 + i % 8, cout = couts[i % 5];
+                direct_case dc = random_case(&rng, cin, cout, i % 2 ? 3 : 1);
+                /* (k, s, p) on one axis, the other axis random. */
+                if (i % 2) {
+                    dc.win.kh = k, dc.win.sh = s, dc.win.ph = p;
+                    dc.in.h = k + 2 + (test_small() ? 0 : 5);
+                } else {
+                    dc.win.kw = k, dc.win.sw = s, dc.win.pw = p;
+                    dc.in.w = k + 3 + (test_small() ? 0 : 6);
+                }
+                free(check_case(&dc, &rng, 1));
+            }
+}
+END_TEST
+
+/* The benchmark's layers and a stem: LeNet c1 (padded, Cout 6), c2 (Cin 6),
+ * the notes' 32x32x3 -> 16, a padded 3x3 -> 32 at batch 3, a 7x7/2 stem with
+ * 64 filters (two full channel passes). */
+START_TEST(direct_known_layers)
+{
+    test_rng rng;
+    test_rng_seed(&rng, 703);
+    const direct_case cases[] = {
+        { { 1, 28, 28, 1 }, { 5, 5, 1, 1, 2, 2 }, 6, 1 },
+        { { 1, 14, 14, 6 }, { 5, 5, 1, 1, 0, 0 }, 16, 1 },
+        { { 1, 32, 32, 3 }, { 5, 5, 1, 1, 0, 0 }, 16, 1 },
+        { { 3, 32, 32, 3 }, { 3, 3, 1, 1, 1, 1 }, 32, 1 },
+        { { 1, 37, 45, 3 }, { 7, 7, 2, 2, 3, 3 }, 64, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        free(check_case(&cases[i], &rng, 1));
+}
+END_TEST
+
+/* Inputs so wide that the padded rows of a whole image exceed the band
+ * buffer (64 Ki floats): the image is done in several bands of output rows. */
+START_TEST(direct_bands)
+{
+    test_rng rng;
+    test_rng_seed(&rng, 704);
+    const direct_case cases[] = {
+        { { 1, 9, 2045, 8 }, { 3, 3, 1, 1, 1, 1 }, 5, 1 },  /* 2 output rows per band */
+        { { 3, 11, 4001, 3 }, { 5, 3, 2, 1, 2, 1 }, 9, 1 }, /* 1 output row per band */
+        { { 1, 12, 1600, 7 }, { 4, 2, 3, 2, 3, 0 }, 17, 0 }, /* 1 row, stride 3 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        free(check_case(&cases[i], &rng, 1));
+}
+END_TEST
+
+/* Threads split the output pixels anywhere (mid-row, mid-band); each pixel
+ * is summed the same way wherever its range starts, so 2 and 3 threads give
+ * the 1-thread bits. */
+START_TEST(direct_threads_bit_identical)
+{
+    const direct_case cases[] = {
+        { { 2, 61, 67, 3 }, { 5, 5, 1, 1, 2, 2 }, 16, 1 },
+        { { 1, 35, 3001, 5 }, { 3, 3, 1, 2, 1, 1 }, 11, 1 },
+        { { 1, 64, 63, 1 }, { 3, 5, 1, 1, 0, 0 }, 37, 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t out_n = ref_elems(ref_window_shape(cases[i].in, cases[i].win, cases[i].filters));
+        float *y[3];
+        for (int t = 1; t <= 3; t++) {
+            test_rng rng;
+            test_rng_seed(&rng, 705 + i);
+            y[t - 1] = check_case(&cases[i], &rng, t);
+        }
+        for (int t = 2; t <= 3; t++)
+            ck_assert_msg(memcmp(y[0], y[t - 1], out_n * sizeof(float)) == 0,
+                          "case %zu: %d threads differ from 1 thread", i, t);
+        for (int t = 0; t < 3; t++)
+            free(y[t]);
+    }
+}
+END_TEST
+
+/* A NaN input makes exactly the outputs whose window covers it NaN, in
+ * every channel, with padding around; Cout 6 and 37 have a partial last
+ * vector (stored whole into the next pixel, or masked). */
+START_TEST(direct_nan_window)
+{
+    static const int couts[] = { 6, 37 };
+    enum { H = 9, W = 11, C = 3, NY = 4, NX = 0, NC = 2 };
+    for (size_t ci = 0; ci < 2; ci++) {
+        const int F = couts[ci];
+        direct_case dc = { { 2, H, W, C }, { 3, 5, 2, 1, 1, 2 }, F, 1 };
+        test_rng rng;
+        test_rng_seed(&rng, 706);
+        cnn_net *net = conv_net(&dc, "nan window");
+        float *bias;
+        float *w = set_params(net, &rng, &dc, &bias, "nan window");
+        size_t img = (size_t)H * W * C;
+        float *x = harness_random(&rng, 2 * img, -1.0f, 1.0f);
+        x[img + ((size_t)NY * W + NX) * C + NC] = NAN;
+        ref_shape os = ref_window_shape(dc.in, dc.win, F);
+        float *y = harness_forward(net, x, 2, ref_elems(os));
+        int nans = 0;
+        for (int n = 0; n < 2; n++)
+            for (int oy = 0; oy < os.h; oy++)
+                for (int ox = 0; ox < os.w; ox++) {
+                    int dy = NY - (oy * dc.win.sh - dc.win.ph), dx = NX - (ox * dc.win.sw - dc.win.pw);
+                    int covers = n == 1 && dy >= 0 && dy < dc.win.kh && dx >= 0 && dx < dc.win.kw;
+                    for (int f = 0; f < F; f++) {
+                        float v = y[(((size_t)n * (size_t)os.h + (size_t)oy) * (size_t)os.w +
+                                     (size_t)ox) * (size_t)F + (size_t)f];
+                        nans += covers;
+                        ck_assert_msg(covers ? isnan(v) : isfinite(v),
+                                      "Cout %d: image %d output (%d,%d,%d) is %g", F, n, oy, ox, f,
+                                      (double)v);
+                    }
+                }
+        ck_assert_int_gt(nans, 0);
+        free(y);
+        free(x);
+        free(bias);
+        free(w);
+        cnn_net_destroy(net);
+    }
+}
+END_TEST
+
+static Suite *direct_suite(void)
+{
+    Suite *s = suite_create("conv_direct");
+    TCase *tc = tcase_create("direct");
+    tcase_add_test(tc, direct_every_channel_pair);
+    tcase_add_test(tc, direct_every_window);
+    tcase_add_test(tc, direct_known_layers);
+    tcase_add_test(tc, direct_bands);
+    tcase_add_test(tc, direct_threads_bit_identical);
+    tcase_add_test(tc, direct_nan_window);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(direct_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
