@@ -81,6 +81,7 @@ typedef struct scenario {
     float input[MAX_BATCH * IN_ELEMS];
     float output[MAX_BATCH * MAX_OUT];
     size_t output_n; /* floats the step wrote to `output` (forward steps) */
+    unsigned char *workspace; /* the caller's scratch block (test_xmalloc, not the hook) */
 } scenario;
 
 static scenario sc;
@@ -173,6 +174,26 @@ static cnn_status step_grow_net(scenario *s)
     return cnn_layer_add_dense(s->nets[NET], 3, 1, NULL);
 }
 
+static cnn_status step_threads_1(scenario *s) { return cnn_net_set_threads(s->nets[NET], 1); }
+static cnn_status step_threads_2(scenario *s) { return cnn_net_set_threads(s->nets[NET], 2); }
+
+/* A block of exactly the bytes a batch-2 forward needs, from the test's own heap. */
+static cnn_status step_set_workspace(scenario *s)
+{
+    size_t bytes = 0;
+    cnn_status st = cnn_net_workspace_size(s->nets[NET], MAX_BATCH, &bytes);
+    if (st != CNN_OK)
+        return st;
+    free(s->workspace);
+    s->workspace = test_xmalloc(bytes);
+    return cnn_net_set_workspace(s->nets[NET], s->workspace, bytes);
+}
+
+static cnn_status step_own_workspace(scenario *s)
+{
+    return cnn_net_set_workspace(s->nets[NET], NULL, 0);
+}
+
 /* What a step is documented to allocate when nothing fails. */
 typedef enum alloc_rule {
     ALLOCS_ANY,
@@ -221,6 +242,22 @@ static const step steps[] = {
          ALLOCS_NONE),
     STEP("cnn_layer_add_dense after the net ran", step_grow_net, NET, ALLOCS_SOME),
     STEP("cnn_forward after growth (replans)", step_forward_net, NET, ALLOCS_SOME),
+    /* 1 then 2 threads, so the pool is started whatever the machine's default is */
+    STEP("cnn_net_set_threads(1)", step_threads_1, NET, ALLOCS_NONE),
+    STEP("cnn_forward at 1 thread (replans)", step_forward_net, NET, ALLOCS_SOME),
+    STEP("cnn_net_set_threads(2)", step_threads_2, NET, ALLOCS_NONE),
+    STEP("cnn_forward at 2 threads (starts the pool, replans)", step_forward_net, NET,
+         ALLOCS_SOME),
+    STEP("cnn_forward at 2 threads, same batch", step_forward_net, NET, ALLOCS_NONE),
+    STEP("cnn_forward at 2 threads, batch 2 (replans)", step_forward_net_batch2, NET,
+         ALLOCS_SOME),
+    STEP("cnn_forward at 2 threads, batch 2 again", step_forward_net_batch2, NET, ALLOCS_NONE),
+    STEP("cnn_net_set_workspace (caller's block)", step_set_workspace, NET, ALLOCS_NONE),
+    STEP("first cnn_forward in the caller's workspace", step_forward_net_batch2, NET,
+         ALLOCS_NONE),
+    STEP("cnn_forward in the caller's workspace, batch 1", step_forward_net, NET, ALLOCS_NONE),
+    STEP("cnn_net_set_workspace(NULL, 0)", step_own_workspace, NET, ALLOCS_NONE),
+    STEP("cnn_forward back in the net's own memory", step_forward_net_batch2, NET, ALLOCS_SOME),
 };
 
 #define N_STEPS (sizeof steps / sizeof steps[0])
@@ -321,6 +358,8 @@ static void destroy_nets(scenario *s)
         cnn_net_destroy(s->nets[i]);
         s->nets[i] = NULL;
     }
+    free(s->workspace); /* only once no net can use it */
+    s->workspace = NULL;
 }
 
 /* ---- one run of the scenario ---- */

@@ -64,6 +64,7 @@ typedef struct fixture {
     float input[IN_ELEMS];
     float before[OUT_ELEMS];
     char thread_sentinel[256]; /* cnn_net_last_error(NULL) just before the call */
+    unsigned char *workspace;  /* a caller's scratch block a row handed the net (malloc) */
 } fixture;
 
 static fixture fx;
@@ -208,6 +209,8 @@ static void fixture_destroy(fixture *f)
     cnn_net_destroy(f->net);
     f->other = NULL;
     f->net = NULL;
+    free(f->workspace); /* only once no net can use it */
+    f->workspace = NULL;
 }
 
 static void setup(void)
@@ -539,6 +542,120 @@ static cnn_status call_net_flops(fixture *f, const misuse_row *r)
     return cnn_net_flops(net_arg(f, r), ptr_arg(r, 0, &n));
 }
 
+/* A count the library accepts must read back (0: the available cores, at
+ * least 1); a refused one must leave the count as it was. The default is
+ * restored, so the harness's forward starts no extra threads. */
+static cnn_status call_set_threads(fixture *f, const misuse_row *r)
+{
+    int before = -1, after = -1;
+    expect_ok(cnn_net_get_threads(f->net, &before), f->net, "get threads");
+    int asked = int_arg(r, 0, 1);
+    cnn_status st = cnn_net_set_threads(net_arg(f, r), asked);
+    expect_ok(cnn_net_get_threads(f->net, &after), f->net, "get threads");
+    if (st != CNN_OK) {
+        ck_assert_msg(after == before, "a failed cnn_net_set_threads changed %d to %d", before,
+                      after);
+        return st;
+    }
+    ck_assert_msg(asked == 0 ? after >= 1 : after == asked, "asked %d threads, got %d", asked,
+                  after);
+    expect_ok(cnn_net_set_threads(f->net, 0), f->net, "restore threads");
+    return st;
+}
+
+static cnn_status call_get_threads(fixture *f, const misuse_row *r)
+{
+    int n = -1;
+    cnn_status st = cnn_net_get_threads(net_arg(f, r), ptr_arg(r, 0, &n));
+    if (st != CNN_OK)
+        ck_assert_msg(n == -1, "a failed cnn_net_get_threads wrote %d", n);
+    return st;
+}
+
+static cnn_status call_workspace_size(fixture *f, const misuse_row *r)
+{
+    size_t bytes = 12345;
+    cnn_status st = cnn_net_workspace_size(net_arg(f, r), int_arg(r, 0, 1), ptr_arg(r, 0, &bytes));
+    if (st != CNN_OK)
+        ck_assert_msg(bytes == 12345, "a failed cnn_net_workspace_size wrote %zu", bytes);
+    else
+        ck_assert_msg(bytes > 0, "cnn_net_workspace_size gave 0 bytes");
+    return st;
+}
+
+/* Two layers of (just under) INT_MAX elements per image: the buffer between
+ * them for INT_MAX images does not fit the address space. */
+static cnn_status call_workspace_size_overflow(fixture *f, const misuse_row *r)
+{
+    (void)r;
+    expect_ok(cnn_net_create(&f->other, 46340, 46340, 1), NULL, "create");
+    expect_ok(cnn_layer_add_activation(f->other, CNN_ACT_RELU, 0.0f, NULL), f->other, "relu");
+    expect_ok(cnn_layer_add_activation(f->other, CNN_ACT_TANH, 0.0f, NULL), f->other, "tanh");
+    size_t bytes = 12345;
+    cnn_status st = cnn_net_workspace_size(f->other, INT_MAX, &bytes);
+    if (st != CNN_OK)
+        ck_assert_msg(bytes == 12345, "a failed cnn_net_workspace_size wrote %zu", bytes);
+    return st;
+}
+
+/* Hands the net a block of exactly cnn_net_workspace_size(batch 1) bytes (or
+ * NULL for BAD_PTR); the harness's forward then runs in it. */
+static cnn_status call_set_workspace(fixture *f, const misuse_row *r)
+{
+    size_t need = 0;
+    expect_ok(cnn_net_workspace_size(f->net, 1, &need), f->net, "workspace size");
+    f->workspace = test_xmalloc(need);
+    return cnn_net_set_workspace(net_arg(f, r), ptr_arg(r, 0, f->workspace), need);
+}
+
+/* NULL, 0 after a block: the net returns to its own memory. The block is freed
+ * at once, so a net that still used it would be caught by valgrind / ASan. */
+static cnn_status call_set_workspace_release(fixture *f, const misuse_row *r)
+{
+    expect_ok(call_set_workspace(f, r), f->net, "set workspace");
+    float out[OUT_ELEMS];
+    expect_ok(cnn_forward(f->net, f->input, 1, out), f->net, "forward in the block");
+    cnn_status st = cnn_net_set_workspace(f->net, NULL, 0);
+    free(f->workspace);
+    f->workspace = NULL;
+    return st;
+}
+
+/* A block of size_arg(cnn_net_workspace_size(1 image)) bytes; value 2 in
+ * `slot` 1 instead runs 2 images in a block sized for 1. cnn_forward must
+ * refuse without writing the output; the net gets its own memory back after. */
+static cnn_status call_forward_small_workspace(fixture *f, const misuse_row *r)
+{
+    size_t need = 0;
+    expect_ok(cnn_net_workspace_size(f->net, 1, &need), f->net, "workspace size");
+    f->workspace = test_xmalloc(need);
+    size_t given = r->bad == BAD_SIZE ? size_arg(r, need) : need;
+    expect_ok(cnn_net_set_workspace(f->net, f->workspace, given), f->net, "set workspace");
+    int batch = int_arg(r, 1, 1);
+    float in[2 * IN_ELEMS], out[2 * OUT_ELEMS];
+    memcpy(in, f->input, sizeof f->input);
+    memcpy(in + IN_ELEMS, f->input, sizeof f->input);
+    fill(out, 2 * OUT_ELEMS, 7.0f);
+    cnn_status st = cnn_forward(f->net, in, batch, out);
+    for (int i = 0; st != CNN_OK && i < 2 * OUT_ELEMS; i++)
+        ck_assert_msg(out[i] == 7.0f, "a refused cnn_forward wrote the output");
+    /* a success does not replace the failure's message, which the harness checks */
+    expect_ok(cnn_net_set_workspace(f->net, NULL, 0), f->net, "back to own memory");
+    return st;
+}
+
+static cnn_status call_runtime_info(fixture *f, const misuse_row *r)
+{
+    (void)f;
+    (void)r;
+    const char *first = cnn_runtime_info();
+    ck_assert_msg(first != NULL && first[0] != '\0', "cnn_runtime_info is NULL or empty");
+    const char *again = cnn_runtime_info();
+    ck_assert_ptr_nonnull(again);
+    ck_assert_str_eq(again, first);
+    return CNN_OK;
+}
+
 /* While the fixture net exists. value 0: restore the default (NULL);
  * 1: the allocator already installed. */
 static cnn_status call_set_allocator_live(fixture *f, const misuse_row *r)
@@ -788,6 +905,51 @@ static const misuse_row rows[] = {
     NULL_PTR(cnn_net_param_count, "NULL count", call_net_param_count, 0),
     NULL_NET(cnn_net_flops, call_net_flops),
     NULL_PTR(cnn_net_flops, "NULL flops", call_net_flops, 0),
+
+    NULL_NET(cnn_net_set_threads, call_set_threads),
+    ROW(cnn_net_set_threads, "one thread", call_set_threads, BAD_NONE, 0, 0, CNN_OK, NO_FAILURE),
+    ROW(cnn_net_set_threads, "0 means every core", call_set_threads, BAD_INT, 0, 0, CNN_OK,
+        NO_FAILURE),
+    ROW(cnn_net_set_threads, "1024 is the maximum", call_set_threads, BAD_INT, 1024, 0, CNN_OK,
+        NO_FAILURE),
+    ROW(cnn_net_set_threads, "threads -1", call_set_threads, BAD_INT, -1, 0, CNN_E_INVALID_ARG,
+        ON_NET),
+    ROW(cnn_net_set_threads, "threads INT_MIN", call_set_threads, BAD_INT, INT_MIN, 0,
+        CNN_E_INVALID_ARG, ON_NET),
+    ROW(cnn_net_set_threads, "threads 1025", call_set_threads, BAD_INT, 1025, 0,
+        CNN_E_INVALID_ARG, ON_NET),
+    ROW(cnn_net_set_threads, "threads INT_MAX", call_set_threads, BAD_INT, INT_MAX, 0,
+        CNN_E_INVALID_ARG, ON_NET),
+
+    NULL_NET(cnn_net_get_threads, call_get_threads),
+    NULL_PTR(cnn_net_get_threads, "NULL threads", call_get_threads, 0),
+
+    NULL_NET(cnn_net_workspace_size, call_workspace_size),
+    NULL_PTR(cnn_net_workspace_size, "NULL bytes", call_workspace_size, 0),
+    ROW(cnn_net_workspace_size, "batch 0", call_workspace_size, BAD_INT, 0, 0, CNN_E_INVALID_ARG,
+        ON_NET),
+    ROW(cnn_net_workspace_size, "batch -1", call_workspace_size, BAD_INT, -1, 0,
+        CNN_E_INVALID_ARG, ON_NET),
+    ROW(cnn_net_workspace_size, "batch INT_MIN", call_workspace_size, BAD_INT, INT_MIN, 0,
+        CNN_E_INVALID_ARG, ON_NET),
+    ROW(cnn_net_workspace_size, "INT_MAX images of INT_MAX elements",
+        call_workspace_size_overflow, BAD_INT, INT_MAX, 0, CNN_E_OVERFLOW, ON_OTHER),
+
+    NULL_NET(cnn_net_set_workspace, call_set_workspace),
+    NULL_PTR(cnn_net_set_workspace, "NULL block with bytes > 0", call_set_workspace, 0),
+    ROW(cnn_net_set_workspace, "a block of exactly cnn_net_workspace_size bytes",
+        call_set_workspace, BAD_NONE, 0, 0, CNN_OK, NO_FAILURE),
+    ROW(cnn_net_set_workspace, "NULL, 0 returns to the net's own memory",
+        call_set_workspace_release, BAD_NONE, 0, 0, CNN_OK, NO_FAILURE),
+    ROW(cnn_forward, "caller's workspace one byte too small", call_forward_small_workspace,
+        BAD_SIZE, SIZE_ONE_LESS, 0, CNN_E_BUFFER_SIZE, ON_NET),
+    ROW(cnn_forward, "caller's workspace of 0 bytes", call_forward_small_workspace, BAD_SIZE,
+        SIZE_ZERO, 0, CNN_E_BUFFER_SIZE, ON_NET),
+    ROW(cnn_forward, "2 images in a workspace sized for 1", call_forward_small_workspace,
+        BAD_INT, 2, 1, CNN_E_BUFFER_SIZE, ON_NET),
+
+    ROW(cnn_runtime_info, "never NULL or empty", call_runtime_info, BAD_NONE, 0, 0, CNN_OK,
+        NO_FAILURE),
 
     ROW(cnn_set_allocator, "restore the default while a net exists", call_set_allocator_live,
         BAD_ORDER, 0, 0, CNN_E_STATE, ON_THREAD),
