@@ -1,9 +1,10 @@
 /* The direct convolution path (src/kernels/conv_direct*.c), which conv.c takes
- * for layers with at most 8 input channels (see its rule there), against the
- * double-precision reference: every Cin 1..8 with every Cout 1..40 (one, two
- * or more 8-lane vectors, a partial last one, several channel passes), kernels
- * 1..7, strides 1..3, paddings 0..3, batch 1 and 3, odd widths; bands of
- * padded rows, thread splits and NaN windows.
+ * for layers with few input channels (at most 16, at most 8 for 1x1 stride-1
+ * unpadded layers; see its rule), against the double-precision reference:
+ * every Cin 1..8 with every Cout 1..40 (one to five 8-lane vectors, a partial
+ * last one, several channel passes), Cin 9..16 with fewer Couts, kernels 1..7,
+ * strides 1..3, paddings 0..3, batch 1 and 3, odd widths; 1x1 layers; bands
+ * of padded rows, thread splits and NaN windows.
  *
  * Registered twice: as is (the AVX2 loop on CPUs that have it) and with
  * CNN_FORCE_PORTABLE=1 (the portable loop). */
@@ -126,17 +127,17 @@ static direct_case random_case(test_rng *rng, int cin, int cout, int batch)
     return dc;
 }
 
-/* Every (Cin, Cout) pair with Cin 1..8 and Cout 1..40, each with its own
- * random geometry; batch 1 and 3 alternate. Small mode (valgrind) takes Cout
- * in steps of 7 (1, 8, 15, ..., 36: still one to five vectors). */
+/* Every (Cin, Cout) pair with Cin 1..8 and Cout 1..40, and Cin 9..16 with
+ * every third Cout, each with its own random geometry; batch 1 and 3
+ * alternate. Small mode (valgrind) takes Cout in steps of 7 (1, 8, 15, ...,
+ * 36: still one to five vectors). */
 START_TEST(direct_every_channel_pair)
 {
     test_rng rng;
     test_rng_seed(&rng, 701);
-    const int step = test_small() ? 7 : 1;
     int i = 0;
-    for (int cin = 1; cin <= 8; cin++)
-        for (int cout = 1; cout <= 40; cout += step, i++) {
+    for (int cin = 1; cin <= 16; cin++)
+        for (int cout = 1; cout <= 40; cout += test_small() ? 7 : (cin <= 8 ? 1 : 3), i++) {
             direct_case dc = random_case(&rng, cin, cout, i % 2 ? 3 : 1);
             free(check_case(&dc, &rng, 1));
         }
@@ -156,7 +157,7 @@ START_TEST(direct_every_window)
             for (int p = 0; p <= 3; p++, i++) {
                 if (test_small() && i % 5 != 0)
                     continue;
-                int cin = 1 + i % 8, cout = couts[i % 5];
+                int cin = 1 + i % 16, cout = couts[i % 5];
                 direct_case dc = random_case(&rng, cin, cout, i % 2 ? 3 : 1);
                 /* (k, s, p) on one axis, the other axis random. */
                 if (i % 2) {
@@ -168,6 +169,19 @@ START_TEST(direct_every_window)
                 }
                 free(check_case(&dc, &rng, 1));
             }
+}
+END_TEST
+
+/* 1x1 stride-1 unpadded layers with up to 8 channels read the input in place;
+ * odd widths, batch 3. */
+START_TEST(direct_pointwise)
+{
+    test_rng rng;
+    test_rng_seed(&rng, 707);
+    for (int cin = 1; cin <= 8; cin++) {
+        direct_case dc = { { 3, 5 + cin, 2 * cin + 1, cin }, { 1, 1, 1, 1, 0, 0 }, 3 + 5 * cin, 1 };
+        free(check_case(&dc, &rng, 1));
+    }
 }
 END_TEST
 
@@ -284,6 +298,7 @@ static Suite *direct_suite(void)
     TCase *tc = tcase_create("direct");
     tcase_add_test(tc, direct_every_channel_pair);
     tcase_add_test(tc, direct_every_window);
+    tcase_add_test(tc, direct_pointwise);
     tcase_add_test(tc, direct_known_layers);
     tcase_add_test(tc, direct_bands);
     tcase_add_test(tc, direct_threads_bit_identical);

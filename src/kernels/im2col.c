@@ -2,8 +2,42 @@
 
 #include <string.h>
 
+/* Runs shorter than this many floats are copied or zeroed inline: with few
+ * input channels a kernel row (or its padded part) is a handful of floats, and
+ * a libc call costs more than the copy. The inline form is fixed-size pieces
+ * picked by the bits of n (each a few vector moves), with no loop a compiler
+ * could turn back into a call. */
+#define SHORT_RUN 32
+
+static inline void copy_floats(float *dst, const float *src, size_t n)
+{
+    if (n >= SHORT_RUN) {
+        memcpy(dst, src, n * sizeof(float));
+        return;
+    }
+    for (size_t piece = 16; piece > 0; piece /= 2)
+        if (n & piece) {
+            memcpy(dst, src, piece * sizeof(float));
+            dst += piece;
+            src += piece;
+        }
+}
+
+static inline void zero_floats(float *dst, size_t n)
+{
+    if (n >= SHORT_RUN) {
+        memset(dst, 0, n * sizeof(float));
+        return;
+    }
+    for (size_t piece = 16; piece > 0; piece /= 2)
+        if (n & piece) {
+            memset(dst, 0, piece * sizeof(float));
+            dst += piece;
+        }
+}
+
 /* In NHWC the part of one kernel row that lies inside the image is a single
- * contiguous run of input floats, so each kernel row is at most one memcpy. */
+ * contiguous run of input floats, so each kernel row is at most one copy. */
 void cnn__im2col_rows(const cnn_conv_geometry *g, const float *input, size_t first, size_t count,
                       float *columns)
 {
@@ -24,14 +58,15 @@ void cnn__im2col_rows(const cnn_conv_geometry *g, const float *input, size_t fir
         for (int ky = 0; ky < g->kernel_h; ky++, dst += row_floats) {
             int y = oy * g->stride_h - g->pad_h + ky;
             if (y < 0 || y >= g->in_h || right_end <= left) {
-                memset(dst, 0, row_floats * sizeof(float));
+                zero_floats(dst, row_floats);
                 continue;
             }
             const float *src = img + ((size_t)y * (size_t)g->in_w + (size_t)(x0 + left)) * c;
-            memset(dst, 0, (size_t)left * c * sizeof(float));
-            memcpy(dst + (size_t)left * c, src, (size_t)(right_end - left) * c * sizeof(float));
-            memset(dst + (size_t)right_end * c, 0,
-                   (size_t)(g->kernel_w - right_end) * c * sizeof(float));
+            if (left > 0)
+                zero_floats(dst, (size_t)left * c);
+            copy_floats(dst + (size_t)left * c, src, (size_t)(right_end - left) * c);
+            if (right_end < g->kernel_w)
+                zero_floats(dst + (size_t)right_end * c, (size_t)(g->kernel_w - right_end) * c);
         }
     }
 }
@@ -53,9 +88,9 @@ void cnn__im2col_row_slice(const cnn_conv_geometry *g, const float *input, size_
         int y = oy * g->stride_h - g->pad_h + ky, x = ox * g->stride_w - g->pad_w + kx;
         float *dst = columns + (from - k0);
         if (y < 0 || y >= g->in_h || x < 0 || x >= g->in_w)
-            memset(dst, 0, (to - from) * sizeof(float));
+            zero_floats(dst, to - from);
         else
-            memcpy(dst, img + ((size_t)y * (size_t)g->in_w + (size_t)x) * c + (from - cell * c),
-                   (to - from) * sizeof(float));
+            copy_floats(dst, img + ((size_t)y * (size_t)g->in_w + (size_t)x) * c + (from - cell * c),
+                        to - from);
     }
 }

@@ -53,17 +53,23 @@ static size_t tile_floats(const conv_config *cfg, size_t m)
 
 /* ---- direct path ----------------------------------------------------------
  *
- * When it is taken (measured with bench/conv_bench against im2col + SGEMM at
- * 1 thread on an AVX2/AVX-512 Zen 4):
- * - few input channels: a kernel row is then only kernel_w * in_c floats, which
- *   im2col copies in tiny pieces, and K = kh * kw * in_c is small, so the GEMM
- *   runs far from peak; the direct loop reads the input in place.
- * - packed weights small enough to stay in L1/L2 while the layer runs.
- * - not a plain 1x1 stride-1 unpadded layer (the GEMM reads that input as is).
- * - padded layers: the padded input rows of one output row fit the band buffer.
+ * Taken for layers with few input channels, where im2col copies kernel rows of
+ * a few floats and the GEMM's K = kh * kw * in_c is too short for it to run
+ * near peak. Measured at 1 thread on the development machine (AMD Zen 4, AVX2
+ * loop; GFLOP/s, im2col + OpenBLAS -> direct): 32x32x3 -> 32 3x3 p1 41 -> 86,
+ * 28x28x1 -> 6 5x5 p2 7 -> 32, 32x32x8 -> 32 3x3 p1 63 -> 102, 32x32x16 -> 32
+ * 3x3 p1 61 -> 106, 32x32x16 -> 256 3x3 p1 96 -> 102, 224x224x3 -> 64 7x7 s2
+ * p3 66 -> 105; 1x1 stride 1 unpadded: 56x56x8 -> 32 42 -> 55 but 56x56x16 ->
+ * 16 52 -> 45 (there the GEMM reads the input in place, no im2col). The loop
+ * stops winning when its packed weights outgrow L2: 16x16x16 -> 512 3x3 (74K
+ * floats) 95 -> 93. Hence:
+ * - in_c <= 16, and in_c <= 8 for 1x1 stride-1 unpadded layers;
+ * - packed weights K x Cout (padded to 16) at most 64K floats (256 KiB);
+ * - padded layers: the padded input rows of one output row fit the band.
  * The choice depends on the shape only, so a layer takes the same path on
- * every run and with either kernel implementation. */
-#define DIRECT_MAX_IN_C 8
+ * every run, on any thread count and with either kernel implementation. */
+#define DIRECT_MAX_IN_C 16
+#define DIRECT_MAX_POINTWISE_IN_C 8
 #define DIRECT_MAX_PACKED_FLOATS ((size_t)64 << 10)
 /* Zero-padded input rows copied per band of output rows (padded layers only). */
 #define DIRECT_BAND_FLOATS ((size_t)64 << 10)
@@ -106,7 +112,7 @@ static size_t band_floats(const cnn_conv_geometry *g)
 static int uses_direct(const conv_config *cfg)
 {
     const cnn_conv_geometry *g = &cfg->geo;
-    if (g->in_c > DIRECT_MAX_IN_C || is_pointwise(cfg))
+    if (g->in_c > (is_pointwise(cfg) ? DIRECT_MAX_POINTWISE_IN_C : DIRECT_MAX_IN_C))
         return 0;
     size_t packed;
     if (!cnn__mul_size((size_t)cfg->k, cnn__conv_direct_cout_pad(cfg->filters), &packed) ||
@@ -114,9 +120,11 @@ static int uses_direct(const conv_config *cfg)
         return 0;
     if (!is_padded(cfg))
         return 1;
-    /* in_c <= 8, so the row size cannot overflow once the padded width fits an int. */
-    size_t row = band_row_floats(g), one_band;
-    return cnn__mul_size(row, (size_t)g->kernel_h, &one_band) && one_band <= DIRECT_BAND_FLOATS;
+    /* The reached width is at most the padded width, an int (checked at build). */
+    size_t width = (size_t)(g->out_w - 1) * (size_t)g->stride_w + (size_t)g->kernel_w;
+    size_t row, one_band;
+    return cnn__mul_size(width, (size_t)g->in_c, &row) &&
+           cnn__mul_size(row, (size_t)g->kernel_h, &one_band) && one_band <= DIRECT_BAND_FLOATS;
 }
 
 static int conv_workspace(const cnn_layer *layer, int batch, size_t *floats)
