@@ -232,7 +232,7 @@ static void conv_rows_direct(const conv_job *job, size_t begin, size_t end, floa
     for (size_t m = begin; m < end;) {
         const size_t image = m / pixels;
         const int oy = (int)(m % pixels / (size_t)g->out_w);
-        const int band_end = oy + rows_per_band < g->out_h ? oy + rows_per_band : g->out_h;
+        const int band_end = rows_per_band < g->out_h - oy ? oy + rows_per_band : g->out_h;
         const size_t band_stop = image * pixels + (size_t)band_end * (size_t)g->out_w;
         const size_t stop = end < band_stop ? end : band_stop;
         const float *img = job->in + image * image_floats;
