@@ -6,6 +6,7 @@
  * meson counts as skipped, when the AVX2 loops were not built or the CPU lacks
  * AVX2/FMA) or "dispatch" (which path cnn__relu & co. take; run once as is and
  * once with CNN_FORCE_PORTABLE=1). */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include <check.h>
 #include <float.h>
 #include <math.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "kernels/activation.h"
 #include "kernels/cpu.h"
@@ -642,6 +645,76 @@ START_TEST(avx2_pool_matches_portable)
 }
 END_TEST
 
+/* Floats that end exactly where an unreadable page begins: a kernel that reads
+ * even one float past them crashes the test. */
+typedef struct page_end {
+    void *map;
+    size_t map_bytes;
+    float *x;
+} page_end;
+
+static page_end page_end_alloc(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t data = (n * sizeof(float) + page - 1) / page * page;
+    page_end e;
+    e.map_bytes = data + page;
+    e.map = mmap(NULL, e.map_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_msg(e.map != MAP_FAILED, "mmap of %zu bytes failed", e.map_bytes);
+    ck_assert_int_eq(mprotect((char *)e.map + data, page, PROT_NONE), 0);
+    e.x = (float *)(void *)((char *)e.map + data) - n;
+    return e;
+}
+
+/* Fewer than 8 channels (or a remainder past the 8-wide blocks): the AVX2 loops
+ * use full 8-lane blocks that reach into the next cell and the next pixel, and
+ * must fall back to masked ones at the end of the call's input and output. The
+ * input ends at an unreadable page and the output has canaries after it; the
+ * result still matches the portable loop bit for bit. */
+START_TEST(avx2_pool_stays_inside_tensors)
+{
+    static const int shapes[][5] = { /* window, stride, pad, in_h, in_w */
+        { 2, 2, 0, 28, 28 }, { 2, 2, 0, 5, 7 }, { 3, 2, 1, 9, 8 }, { 3, 1, 0, 6, 5 },
+        { 2, 1, 1, 4, 4 },   { 1, 1, 0, 3, 3 }, { 4, 3, 2, 11, 10 },
+    };
+    test_rng rng;
+    test_rng_seed(&rng, 59);
+    char what[200];
+    int max_channels = test_small() ? 10 : 19;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int c = 1; c <= max_channels; c++)
+            for (int batch = 1; batch <= 2; batch++) {
+                const int *sh = shapes[s];
+                cnn_pool_geometry g = { sh[3], sh[4], c, 0, 0, sh[0], sh[0], sh[1], sh[1], sh[2], sh[2] };
+                g.out_h = (g.in_h + 2 * g.pad_h - g.window_h) / g.stride_h + 1;
+                g.out_w = (g.in_w + 2 * g.pad_w - g.window_w) / g.stride_w + 1;
+                size_t nin = in_count(&g, batch), nout = out_count(&g, batch);
+                page_end in = page_end_alloc(nin);
+                fill_pool_input(&rng, in.x, nin, 1);
+                float *want = test_xmalloc(nout * sizeof *want);
+                guarded y = guarded_alloc(nout, 0);
+                describe(what, sizeof what, &g, batch);
+                cnn__pool_portable.max(&g, in.x, want, batch);
+                avx2_pool->max(&g, in.x, y.y, batch);
+                for (size_t j = 0; j < nout; j++)
+                    ck_assert_msg(bits_of(y.y[j]) == bits_of(want[j]),
+                                  "max %s: [%zu] avx2 %a, portable %a", what, j, (double)y.y[j],
+                                  (double)want[j]);
+                cnn__pool_portable.avg(&g, in.x, want, batch, 1);
+                avx2_pool->avg(&g, in.x, y.y, batch, 1);
+                for (size_t j = 0; j < nout; j++)
+                    ck_assert_msg(same_float(y.y[j], want[j]) ||
+                                      fabs((double)y.y[j] - (double)want[j]) <=
+                                          1e-6 * fabs((double)want[j]),
+                                  "avg %s: [%zu] avx2 %a, portable %a", what, j, (double)y.y[j],
+                                  (double)want[j]);
+                guarded_check_free(&y, "pool");
+                free(want);
+                munmap(in.map, in.map_bytes);
+            }
+}
+END_TEST
+
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 /* cnn__relu & co. take the path cnn__cpu_use_avx2() names; CNN_FORCE_PORTABLE=1
@@ -740,6 +813,7 @@ static Suite *avx2_suite(void)
     tcase_add_test(tc, avx2_pool_matches_reference);
     tcase_add_test(tc, avx2_pool_max_propagates_nan);
     tcase_add_test(tc, avx2_pool_matches_portable);
+    tcase_add_test(tc, avx2_pool_stays_inside_tensors);
     suite_add_tcase(s, tc);
     return s;
 }
