@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "kernels/activation.h"
+#include "kernels/bias.h"
 #include "kernels/cpu.h"
 #include "kernels/pool.h"
 #include "support.h"
@@ -28,6 +29,7 @@
 
 static const cnn_activation_kernels *avx2_act;
 static const cnn_pool_kernels *avx2_pool;
+static const cnn_bias_kernels *avx2_bias;
 
 /* ---- floats ---------------------------------------------------------------- */
 
@@ -715,6 +717,85 @@ START_TEST(avx2_pool_stays_inside_tensors)
 }
 END_TEST
 
+/* ---- bias rows ----------------------------------------------------------------------- */
+
+/* Column counts around the flat-pattern limit (lcm(cols, 8) <= 128) and past it. */
+static const int bias_cols[] = { 1, 2, 3, 5, 6, 7, 8, 9, 10, 12, 15, 16, 17, 24, 31, 32,
+                                 33, 40, 84, 120, 127, 128, 129, 200 };
+
+/* Every element gets exactly its column's bias added (one float addition, so the
+ * expected value is that addition), at unaligned starts, and nothing outside
+ * the matrix is written; mixed data with NaN, Inf, -0 and subnormals. */
+static void check_bias_rows(const cnn_bias_kernels *k, const char *path)
+{
+    test_rng rng;
+    test_rng_seed(&rng, 61);
+    for (size_t ci = 0; ci < sizeof bias_cols / sizeof bias_cols[0]; ci++) {
+        const int cols = bias_cols[ci];
+        const size_t row_counts[] = { 0, 1, 2, 3, 7, 64, 671 };
+        for (size_t ri = 0; ri < sizeof row_counts / sizeof row_counts[0]; ri++) {
+            size_t rows = row_counts[ri], n = rows * (size_t)cols;
+            if (test_small() && n > 2000)
+                continue;
+            float *bias = test_xmalloc((size_t)cols * sizeof *bias);
+            float *x = test_xmalloc((n ? n : 1) * sizeof *x);
+            fill_mixed(&rng, bias, (size_t)cols);
+            fill_mixed(&rng, x, n);
+            guarded y = guarded_alloc(n, (size_t)test_rng_int(&rng, 0, 7));
+            memcpy(y.y, x, n * sizeof *x);
+            k->add_rows(y.y, rows, cols, bias);
+            for (size_t r = 0; r < rows; r++)
+                for (size_t j = 0; j < (size_t)cols; j++) {
+                    size_t at = r * (size_t)cols + j;
+                    float want = x[at] + bias[j];
+                    ck_assert_msg(same_float(y.y[at], want),
+                                  "%s bias %zu x %d: [%zu][%zu] %a + %a gave %a, want %a", path,
+                                  rows, cols, r, j, (double)x[at], (double)bias[j],
+                                  (double)y.y[at], (double)want);
+                }
+            guarded_check_free(&y, "bias rows");
+            free(x);
+            free(bias);
+        }
+    }
+}
+
+START_TEST(portable_bias_rows_add_each_column)
+{
+    check_bias_rows(&cnn__bias_portable, "portable");
+}
+END_TEST
+
+START_TEST(avx2_bias_rows_add_each_column)
+{
+    check_bias_rows(avx2_bias, "avx2");
+}
+END_TEST
+
+/* The two paths agree bit for bit, except which NaN a sum of two NaNs keeps
+ * (C leaves that to the compiler, which may swap the operands). */
+START_TEST(avx2_bias_rows_match_portable)
+{
+    test_rng rng;
+    test_rng_seed(&rng, 67);
+    for (size_t ci = 0; ci < sizeof bias_cols / sizeof bias_cols[0]; ci++) {
+        const int cols = bias_cols[ci];
+        size_t rows = (size_t)test_rng_int(&rng, 1, test_small() ? 20 : 300), n = rows * (size_t)cols;
+        float bias[200], *a = test_xmalloc(n * sizeof *a), *b = test_xmalloc(n * sizeof *b);
+        fill_mixed(&rng, bias, (size_t)cols);
+        fill_mixed(&rng, a, n);
+        memcpy(b, a, n * sizeof *a);
+        cnn__bias_portable.add_rows(a, rows, cols, bias);
+        avx2_bias->add_rows(b, rows, cols, bias);
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(same_float(a[i], b[i]), "%zu x %d: [%zu] portable %a, avx2 %a",
+                          rows, cols, i, (double)a[i], (double)b[i]);
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 /* cnn__relu & co. take the path cnn__cpu_use_avx2() names; CNN_FORCE_PORTABLE=1
@@ -793,6 +874,7 @@ static Suite *portable_suite(void)
     tcase_add_test(tc, portable_tanh_accuracy);
     tcase_add_test(tc, portable_pool_matches_reference);
     tcase_add_test(tc, portable_pool_max_propagates_nan);
+    tcase_add_test(tc, portable_bias_rows_add_each_column);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -814,6 +896,8 @@ static Suite *avx2_suite(void)
     tcase_add_test(tc, avx2_pool_max_propagates_nan);
     tcase_add_test(tc, avx2_pool_matches_portable);
     tcase_add_test(tc, avx2_pool_stays_inside_tensors);
+    tcase_add_test(tc, avx2_bias_rows_add_each_column);
+    tcase_add_test(tc, avx2_bias_rows_match_portable);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -834,13 +918,14 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "";
     avx2_act = cnn__activation_avx2();
     avx2_pool = cnn__pool_avx2();
+    avx2_bias = cnn__bias_avx2();
     Suite *s;
     if (strcmp(mode, "portable") == 0)
         s = portable_suite();
     else if (strcmp(mode, "dispatch") == 0)
         s = dispatch_suite();
     else if (strcmp(mode, "avx2") == 0) {
-        if (!avx2_act || !avx2_pool) {
+        if (!avx2_act || !avx2_pool || !avx2_bias) {
             printf("SKIP: AVX2 kernels %s\n", cnn__cpu_has_avx2_fma()
                                                   ? "were not built"
                                                   : "need AVX2+FMA, which this CPU lacks");

@@ -49,15 +49,6 @@ void cnn__gemm_abt_parallel(const cnn_exec *exec, size_t m, int n, int k, const 
     cnn__parallel_for(exec, by_rows ? m : (size_t)n, work, gemm_range, &job);
 }
 
-void cnn__add_bias_rows(float *c, size_t rows, int cols, const float *bias)
-{
-    for (size_t r = 0; r < rows; r++) {
-        float *row = c + r * (size_t)cols;
-        for (int j = 0; j < cols; j++)
-            row[j] += bias[j];
-    }
-}
-
 #if defined(CNN_HAVE_OPENBLAS)
 /* Declared by OpenBLAS's cblas.h. */
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;

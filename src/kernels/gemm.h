@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "../exec.h"
+#include "bias.h" /* cnn__add_bias_rows, the GEMM callers' epilogue */
 
 /* Row-major C[m x n] = A[m x k] * B[n x k]^T, plus the old C when `accumulate`.
  * lda, ldb, ldc are row strides in floats. m may exceed CBLAS's int range: the
@@ -16,9 +17,6 @@ void cnn__gemm_abt(size_t m, int n, int k, const float *a, int lda, const float 
  * C when there are enough, else by columns. */
 void cnn__gemm_abt_parallel(const cnn_exec *exec, size_t m, int n, int k, const float *a,
                             int lda, const float *b, int ldb, float *c, int ldc);
-
-/* Adds bias[j] to every row's column j of a row-major rows x cols matrix. */
-void cnn__add_bias_rows(float *c, size_t rows, int cols, const float *bias);
 
 /* BLAS threading around a forward pass. libcnn parallelises with its own
  * threads and calls BLAS from each of them, so BLAS must run single-threaded
