@@ -46,6 +46,11 @@ typedef struct cnn_layer_ops {
     int fuses_epilogue;
     /* Activation kinds: apply the layer in place to n floats (used as an epilogue). */
     void (*apply_inplace)(const cnn_layer *layer, float *x, size_t n);
+    /* Activation kinds: x[r][j] = f(x[r][j] + bias[j]) over rows x cols floats,
+     * the epilogue of a layer with a bias: the results of cnn__add_bias_rows
+     * and then apply_inplace, in one pass where the kind allows. */
+    void (*apply_bias_inplace)(const cnn_layer *layer, float *x, size_t rows, int cols,
+                               const float *bias);
     /* Parameterised kinds only (NULL otherwise): PyTorch <-> native weight order,
      * and the fans used by the initialisers. */
     void (*weights_from_pytorch)(const cnn_layer *layer, const float *src, float *dst);

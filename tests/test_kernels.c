@@ -723,41 +723,70 @@ END_TEST
 static const int bias_cols[] = { 1, 2, 3, 5, 6, 7, 8, 9, 10, 12, 15, 16, 17, 24, 31, 32,
                                  33, 40, 84, 120, 127, 128, 129, 200 };
 
-/* Every element gets exactly its column's bias added (one float addition, so the
- * expected value is that addition), at unaligned starts, and nothing outside
- * the matrix is written; mixed data with NaN, Inf, -0 and subnormals. */
+/* What follows the bias: nothing, ReLU, leaky ReLU (slope 0.1). */
+enum { BIAS_ONLY, BIAS_RELU, BIAS_LEAKY, BIAS_OPS };
+static const char *const bias_op_names[BIAS_OPS] = { "bias", "bias+relu", "bias+leaky relu" };
+#define BIAS_SLOPE 0.1f
+
+static void run_bias_op(const cnn_bias_kernels *k, int op, float *c, size_t rows, int cols,
+                        const float *bias)
+{
+    if (op == BIAS_ONLY)
+        k->add_rows(c, rows, cols, bias);
+    else if (op == BIAS_RELU)
+        k->add_rows_relu(c, rows, cols, bias);
+    else
+        k->add_rows_leaky_relu(c, rows, cols, bias, BIAS_SLOPE);
+}
+
+/* The definitions: one float addition, then x < 0 ? 0 (slope * x) : x, so that
+ * NaN and -0 pass the activation unchanged. */
+static float bias_op_definition(int op, float x, float b)
+{
+    float v = x + b;
+    if (op == BIAS_RELU)
+        return v < 0.0f ? 0.0f : v;
+    if (op == BIAS_LEAKY)
+        return v < 0.0f ? BIAS_SLOPE * v : v;
+    return v;
+}
+
+/* Every element gets exactly its column's bias added and then the activation,
+ * at unaligned starts, and nothing outside the matrix is written; mixed data
+ * with NaN, Inf, -0 and subnormals. */
 static void check_bias_rows(const cnn_bias_kernels *k, const char *path)
 {
     test_rng rng;
     test_rng_seed(&rng, 61);
-    for (size_t ci = 0; ci < sizeof bias_cols / sizeof bias_cols[0]; ci++) {
-        const int cols = bias_cols[ci];
-        const size_t row_counts[] = { 0, 1, 2, 3, 7, 64, 671 };
-        for (size_t ri = 0; ri < sizeof row_counts / sizeof row_counts[0]; ri++) {
-            size_t rows = row_counts[ri], n = rows * (size_t)cols;
-            if (test_small() && n > 2000)
-                continue;
-            float *bias = test_xmalloc((size_t)cols * sizeof *bias);
-            float *x = test_xmalloc((n ? n : 1) * sizeof *x);
-            fill_mixed(&rng, bias, (size_t)cols);
-            fill_mixed(&rng, x, n);
-            guarded y = guarded_alloc(n, (size_t)test_rng_int(&rng, 0, 7));
-            memcpy(y.y, x, n * sizeof *x);
-            k->add_rows(y.y, rows, cols, bias);
-            for (size_t r = 0; r < rows; r++)
-                for (size_t j = 0; j < (size_t)cols; j++) {
-                    size_t at = r * (size_t)cols + j;
-                    float want = x[at] + bias[j];
-                    ck_assert_msg(same_float(y.y[at], want),
-                                  "%s bias %zu x %d: [%zu][%zu] %a + %a gave %a, want %a", path,
-                                  rows, cols, r, j, (double)x[at], (double)bias[j],
-                                  (double)y.y[at], (double)want);
-                }
-            guarded_check_free(&y, "bias rows");
-            free(x);
-            free(bias);
+    for (int op = 0; op < BIAS_OPS; op++)
+        for (size_t ci = 0; ci < sizeof bias_cols / sizeof bias_cols[0]; ci++) {
+            const int cols = bias_cols[ci];
+            const size_t row_counts[] = { 0, 1, 2, 3, 7, 64, 671 };
+            for (size_t ri = 0; ri < sizeof row_counts / sizeof row_counts[0]; ri++) {
+                size_t rows = row_counts[ri], n = rows * (size_t)cols;
+                if (test_small() && n > 2000)
+                    continue;
+                float *bias = test_xmalloc((size_t)cols * sizeof *bias);
+                float *x = test_xmalloc((n ? n : 1) * sizeof *x);
+                fill_mixed(&rng, bias, (size_t)cols);
+                fill_mixed(&rng, x, n);
+                guarded y = guarded_alloc(n, (size_t)test_rng_int(&rng, 0, 7));
+                memcpy(y.y, x, n * sizeof *x);
+                run_bias_op(k, op, y.y, rows, cols, bias);
+                for (size_t r = 0; r < rows; r++)
+                    for (size_t j = 0; j < (size_t)cols; j++) {
+                        size_t at = r * (size_t)cols + j;
+                        float want = bias_op_definition(op, x[at], bias[j]);
+                        ck_assert_msg(same_float(y.y[at], want),
+                                      "%s %s %zu x %d: [%zu][%zu] x %a, bias %a gave %a, want %a",
+                                      path, bias_op_names[op], rows, cols, r, j, (double)x[at],
+                                      (double)bias[j], (double)y.y[at], (double)want);
+                    }
+                guarded_check_free(&y, bias_op_names[op]);
+                free(x);
+                free(bias);
+            }
         }
-    }
 }
 
 START_TEST(portable_bias_rows_add_each_column)
@@ -778,21 +807,52 @@ START_TEST(avx2_bias_rows_match_portable)
 {
     test_rng rng;
     test_rng_seed(&rng, 67);
-    for (size_t ci = 0; ci < sizeof bias_cols / sizeof bias_cols[0]; ci++) {
-        const int cols = bias_cols[ci];
-        size_t rows = (size_t)test_rng_int(&rng, 1, test_small() ? 20 : 300), n = rows * (size_t)cols;
-        float bias[200], *a = test_xmalloc(n * sizeof *a), *b = test_xmalloc(n * sizeof *b);
-        fill_mixed(&rng, bias, (size_t)cols);
-        fill_mixed(&rng, a, n);
-        memcpy(b, a, n * sizeof *a);
-        cnn__bias_portable.add_rows(a, rows, cols, bias);
-        avx2_bias->add_rows(b, rows, cols, bias);
-        for (size_t i = 0; i < n; i++)
-            ck_assert_msg(same_float(a[i], b[i]), "%zu x %d: [%zu] portable %a, avx2 %a",
-                          rows, cols, i, (double)a[i], (double)b[i]);
-        free(a);
-        free(b);
-    }
+    for (int op = 0; op < BIAS_OPS; op++)
+        for (size_t ci = 0; ci < sizeof bias_cols / sizeof bias_cols[0]; ci++) {
+            const int cols = bias_cols[ci];
+            size_t rows = (size_t)test_rng_int(&rng, 1, test_small() ? 20 : 300);
+            size_t n = rows * (size_t)cols;
+            float bias[200], *a = test_xmalloc(n * sizeof *a), *b = test_xmalloc(n * sizeof *b);
+            fill_mixed(&rng, bias, (size_t)cols);
+            fill_mixed(&rng, a, n);
+            memcpy(b, a, n * sizeof *a);
+            run_bias_op(&cnn__bias_portable, op, a, rows, cols, bias);
+            run_bias_op(avx2_bias, op, b, rows, cols, bias);
+            for (size_t i = 0; i < n; i++)
+                ck_assert_msg(same_float(a[i], b[i]), "%s %zu x %d: [%zu] portable %a, avx2 %a",
+                              bias_op_names[op], rows, cols, i, (double)a[i], (double)b[i]);
+            free(a);
+            free(b);
+        }
+}
+END_TEST
+
+/* The fused loops give what the bias loop and then the activation loop give,
+ * on the dispatched path. */
+START_TEST(bias_then_activation_equals_fused)
+{
+    test_rng rng;
+    test_rng_seed(&rng, 71);
+    enum { ROWS = 37, COLS = 6, N = ROWS * COLS };
+    float bias[COLS], x[N], fused[N], apart[N];
+    fill_mixed(&rng, bias, COLS);
+    fill_mixed(&rng, x, N);
+    memcpy(fused, x, sizeof x);
+    memcpy(apart, x, sizeof x);
+    cnn__add_bias_relu_rows(fused, ROWS, COLS, bias);
+    cnn__add_bias_rows(apart, ROWS, COLS, bias);
+    cnn__relu(apart, apart, N);
+    for (size_t i = 0; i < N; i++)
+        ck_assert_msg(same_float(fused[i], apart[i]), "relu [%zu]: %a fused, %a apart", i,
+                      (double)fused[i], (double)apart[i]);
+    memcpy(fused, x, sizeof x);
+    memcpy(apart, x, sizeof x);
+    cnn__add_bias_leaky_relu_rows(fused, ROWS, COLS, bias, 0.3f);
+    cnn__add_bias_rows(apart, ROWS, COLS, bias);
+    cnn__leaky_relu(apart, apart, N, 0.3f);
+    for (size_t i = 0; i < N; i++)
+        ck_assert_msg(same_float(fused[i], apart[i]), "leaky [%zu]: %a fused, %a apart", i,
+                      (double)fused[i], (double)apart[i]);
 }
 END_TEST
 
@@ -907,6 +967,7 @@ static Suite *dispatch_suite(void)
     Suite *s = suite_create("kernels_dispatch");
     TCase *tc = tcase_create("dispatch");
     tcase_add_test(tc, dispatch_follows_cpu_choice);
+    tcase_add_test(tc, bias_then_activation_equals_fused);
     if (avx2_act)
         tcase_add_test(tc, dispatch_paths_distinguishable);
     suite_add_tcase(s, tc);

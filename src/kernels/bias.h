@@ -10,9 +10,17 @@
  * for which NaN the sum of two NaNs keeps: compilers may swap the operands). */
 void cnn__add_bias_rows(float *c, size_t rows, int cols, const float *bias);
 
-/* One implementation of the loop above. */
+/* The bias and then ReLU (or leaky ReLU) in one pass: the results of
+ * cnn__add_bias_rows followed by cnn__relu (cnn__leaky_relu), bit for bit. */
+void cnn__add_bias_relu_rows(float *c, size_t rows, int cols, const float *bias);
+void cnn__add_bias_leaky_relu_rows(float *c, size_t rows, int cols, const float *bias,
+                                   float slope);
+
+/* One implementation of the loops above. */
 typedef struct cnn_bias_kernels {
     void (*add_rows)(float *c, size_t rows, int cols, const float *bias);
+    void (*add_rows_relu)(float *c, size_t rows, int cols, const float *bias);
+    void (*add_rows_leaky_relu)(float *c, size_t rows, int cols, const float *bias, float slope);
 } cnn_bias_kernels;
 
 /* Plain C: builds and runs everywhere. */

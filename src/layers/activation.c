@@ -2,6 +2,7 @@
 #include <math.h>
 
 #include "../kernels/activation.h"
+#include "../kernels/bias.h"
 #include "builder.h"
 
 typedef struct activation_config {
@@ -42,6 +43,22 @@ static void activation_inplace(const cnn_layer *layer, float *x, size_t n)
     activate(layer->config, x, x, n);
 }
 
+/* ReLU and leaky ReLU fold into the bias loop; sigmoid and tanh cost far
+ * more than a pass over cached rows, so they keep two. */
+static void activation_bias_inplace(const cnn_layer *layer, float *x, size_t rows, int cols,
+                                    const float *bias)
+{
+    const activation_config *cfg = layer->config;
+    if (cfg->kind == CNN_ACT_RELU) {
+        cnn__add_bias_relu_rows(x, rows, cols, bias);
+    } else if (cfg->kind == CNN_ACT_LEAKY_RELU) {
+        cnn__add_bias_leaky_relu_rows(x, rows, cols, bias, cfg->slope);
+    } else {
+        cnn__add_bias_rows(x, rows, cols, bias);
+        activate(cfg, x, x, rows * (size_t)cols);
+    }
+}
+
 static void activation_forward(const cnn_layer *layer, const float *in, float *out, int batch,
                                const cnn_exec *exec, const cnn_layer *epilogue)
 {
@@ -69,6 +86,7 @@ const cnn_layer_ops cnn__activation_ops = {
     .window = activation_window,
     .forward = activation_forward,
     .apply_inplace = activation_inplace,
+    .apply_bias_inplace = activation_bias_inplace,
 };
 
 cnn_status cnn_layer_add_activation(cnn_net *net, cnn_activation kind, float slope, int *index)

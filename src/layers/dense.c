@@ -2,6 +2,7 @@
 #include "../checked.h"
 #include "../kernels/gemm.h"
 #include "builder.h"
+#include "epilogue.h"
 
 typedef struct dense_config {
     cnn_shape in; /* kept to convert PyTorch's NCHW-flatten column order */
@@ -18,10 +19,8 @@ static void dense_forward(const cnn_layer *layer, const float *in, float *out, i
     const dense_config *cfg = config_of(layer);
     cnn__gemm_abt_parallel(exec, (size_t)batch, cfg->units, cfg->inputs, in, cfg->inputs,
                            layer->params->weights, cfg->inputs, out, cfg->units);
-    if (cfg->bias)
-        cnn__add_bias_rows(out, (size_t)batch, cfg->units, layer->params->bias);
-    if (epilogue)
-        epilogue->ops->apply_inplace(epilogue, out, (size_t)batch * (size_t)cfg->units);
+    cnn__epilogue_rows(out, (size_t)batch, cfg->units, cfg->bias ? layer->params->bias : NULL,
+                       epilogue);
 }
 
 static uint64_t dense_flops(const cnn_layer *layer)
