@@ -1,13 +1,19 @@
 /* The direct convolution path (src/kernels/conv_direct*.c), which conv.c takes
- * for layers with few input channels (at most 16, at most 8 for 1x1 stride-1
- * unpadded layers; see its rule), against the double-precision reference:
- * every Cin 1..8 with every Cout 1..40 (one to five 8-lane vectors, a partial
- * last one, several channel passes), Cin 9..16 with fewer Couts, kernels 1..7,
- * strides 1..3, paddings 0..3, batch 1 and 3, odd widths; 1x1 layers; bands
- * of padded rows, thread splits and NaN windows.
+ * (see its rule) for every layer whose packed weights and band fit the
+ * workspace when the CPU has AVX2, and for layers with at most 16 input
+ * channels (8 for 1x1 stride-1 unpadded ones) in the portable mode, against
+ * the double-precision reference: every Cin 1..8 with every Cout 1..40 (one to
+ * five 8-lane vectors, a partial last one, several channel panels), Cin 9..16
+ * with fewer Couts, kernels 1..7, strides 1..3, paddings 0..3, batch 1 and 3,
+ * odd widths; 1x1 layers; wide layers (Cin 17..100, Cout up to 130: panels of
+ * 24 and 64 channels and their partial last ones); bands of padded rows,
+ * thread splits by pixels and by channel panels (bit-identical to 1 thread),
+ * with a fused ReLU, and NaN windows.
  *
- * Registered twice: as is (the AVX2 loop on CPUs that have it) and with
- * CNN_FORCE_PORTABLE=1 (the portable loop). */
+ * Registered three times: as is (the AVX-512 loop for wide layers and the
+ * AVX2 loop for the rest on CPUs that have them), with CNN_MAX_SIMD=avx2 (the
+ * AVX2 loop only) and with CNN_FORCE_PORTABLE=1 (the portable loop; wide
+ * layers then take im2col, which these cases check all the same). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -220,6 +226,38 @@ START_TEST(direct_bands)
 }
 END_TEST
 
+/* Wide layers: Cin past 16 with Couts around the AVX2 loop's 24-channel and
+ * the AVX-512 loop's 64-channel panels, small windows (kernel 1..3, stride
+ * 1..2, padding 0..1) and 1x1 layers read in place; batch 1 and 2. */
+START_TEST(direct_wide_layers)
+{
+    static const int cins[] = { 17, 24, 33, 64, 100 };
+    static const int couts[] = { 1, 7, 16, 24, 25, 48, 64, 65, 72, 96, 128, 130 };
+    test_rng rng;
+    test_rng_seed(&rng, 708);
+    int i = 0;
+    for (size_t a = 0; a < sizeof cins / sizeof cins[0]; a++)
+        for (size_t b = 0; b < sizeof couts / sizeof couts[0]; b++, i++) {
+            if (test_small() && i % 6 != 0)
+                continue;
+            direct_case dc;
+            dc.win.kh = test_rng_int(&rng, 1, 3);
+            dc.win.kw = i % 4 == 0 ? 1 : test_rng_int(&rng, 1, 3);
+            dc.win.sh = test_rng_int(&rng, 1, 2);
+            dc.win.sw = test_rng_int(&rng, 1, 2);
+            dc.win.ph = i % 4 == 0 ? 0 : test_rng_int(&rng, 0, 1);
+            dc.win.pw = i % 4 == 0 ? 0 : test_rng_int(&rng, 0, 1);
+            if (i % 4 == 0)
+                dc.win.kh = dc.win.sh = dc.win.sw = 1; /* 1x1, stride 1, unpadded */
+            dc.in = (ref_shape){ 1 + i % 2, test_rng_int(&rng, 3, test_small() ? 5 : 9),
+                                 test_rng_int(&rng, 3, test_small() ? 6 : 11) | 1, cins[a] };
+            dc.filters = couts[b];
+            dc.bias = i % 3 != 0;
+            free(check_case(&dc, &rng, 1));
+        }
+}
+END_TEST
+
 /* Threads split the output pixels anywhere (mid-row, mid-band); each pixel
  * is summed the same way wherever its range starts, so 2 and 3 threads give
  * the 1-thread bits. */
@@ -229,6 +267,7 @@ START_TEST(direct_threads_bit_identical)
         { { 2, 61, 67, 3 }, { 5, 5, 1, 1, 2, 2 }, 16, 1 },
         { { 1, 35, 3001, 5 }, { 3, 3, 1, 2, 1, 1 }, 11, 1 },
         { { 1, 64, 63, 1 }, { 3, 5, 1, 1, 0, 0 }, 37, 1 },
+        { { 2, 23, 21, 64 }, { 3, 3, 1, 1, 1, 1 }, 64, 1 }, /* wide, split by pixels */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t out_n = ref_elems(ref_window_shape(cases[i].in, cases[i].win, cases[i].filters));
@@ -247,24 +286,75 @@ START_TEST(direct_threads_bit_identical)
 }
 END_TEST
 
+/* Layers whose weights outnumber their inputs: 2..4 threads split the
+ * channel panels (each packs its own) when the panel count divides evenly —
+ * 10x10x16 -> 192 has 3 AVX-512, 8 AVX2 and 24 portable panels, 8x8x40 ->
+ * 128 2 AVX-512 and 6 AVX2 ones — and give the 1-thread bits, also with a
+ * fused ReLU, which then runs on each thread's channels only. */
+START_TEST(direct_channel_groups)
+{
+    const direct_case cases[] = {
+        { { 1, 10, 10, 16 }, { 3, 3, 1, 1, 1, 1 }, 192, 1 },
+        { { 1, 8, 8, 40 }, { 3, 3, 1, 1, 1, 1 }, 128, 1 },
+        { { 2, 8, 8, 40 }, { 3, 3, 1, 1, 1, 1 }, 128, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const direct_case *dc = &cases[i];
+        ref_shape os = ref_window_shape(dc->in, dc->win, dc->filters);
+        size_t out_n = ref_elems(os), in_n = ref_elems(dc->in);
+        float *y[4];
+        for (int t = 1; t <= 4; t++) {
+            test_rng rng;
+            test_rng_seed(&rng, 709 + i);
+            char what[200];
+            describe(what, sizeof what, dc);
+            cnn_net *net = conv_net(dc, what);
+            harness_ok(net, cnn_layer_add_activation(net, CNN_ACT_RELU, 0.0f, NULL), what);
+            harness_ok(net, cnn_net_set_threads(net, t), what);
+            float *bias;
+            float *w = set_params(net, &rng, dc, &bias, what);
+            float *x = harness_random(&rng, in_n, -1.0f, 1.0f);
+            double *xd = harness_widen(x, in_n);
+            double *ref = test_xmalloc(out_n * sizeof(double));
+            ref_conv(xd, dc->in, w, bias, dc->filters, dc->win, ref);
+            for (size_t j = 0; j < out_n; j++)
+                ref[j] = ref[j] > 0.0 ? ref[j] : 0.0;
+            y[t - 1] = harness_forward(net, x, dc->in.n, out_n);
+            harness_expect_close(y[t - 1], ref, out_n, TOL, what);
+            ck_assert_msg(t == 1 || memcmp(y[0], y[t - 1], out_n * sizeof(float)) == 0,
+                          "%s: %d threads differ from 1 thread", what, t);
+            free(ref);
+            free(xd);
+            free(x);
+            free(bias);
+            free(w);
+            cnn_net_destroy(net);
+        }
+        for (int t = 0; t < 4; t++)
+            free(y[t]);
+    }
+}
+END_TEST
+
 /* A NaN input makes exactly the outputs whose window covers it NaN, in
  * every channel, with padding around; Cout 6 and 37 have a partial last
- * vector (stored whole into the next pixel, or masked). */
+ * vector (stored whole into the next pixel, or masked); Cin 40 with Cout 72
+ * and 128 takes the wide layers' panels. */
 START_TEST(direct_nan_window)
 {
-    static const int couts[] = { 6, 37 };
-    enum { H = 9, W = 11, C = 3, NY = 4, NX = 0, NC = 2 };
-    for (size_t ci = 0; ci < 2; ci++) {
-        const int F = couts[ci];
+    static const int shapes[][2] = { { 3, 6 }, { 3, 37 }, { 40, 72 }, { 40, 128 } };
+    enum { H = 9, W = 11, NY = 4, NX = 0, NC = 2 };
+    for (size_t ci = 0; ci < sizeof shapes / sizeof shapes[0]; ci++) {
+        const int C = shapes[ci][0], F = shapes[ci][1];
         direct_case dc = { { 2, H, W, C }, { 3, 5, 2, 1, 1, 2 }, F, 1 };
         test_rng rng;
         test_rng_seed(&rng, 706);
         cnn_net *net = conv_net(&dc, "nan window");
         float *bias;
         float *w = set_params(net, &rng, &dc, &bias, "nan window");
-        size_t img = (size_t)H * W * C;
+        size_t img = (size_t)H * W * (size_t)C;
         float *x = harness_random(&rng, 2 * img, -1.0f, 1.0f);
-        x[img + ((size_t)NY * W + NX) * C + NC] = NAN;
+        x[img + ((size_t)NY * W + NX) * (size_t)C + NC] = NAN;
         ref_shape os = ref_window_shape(dc.in, dc.win, F);
         float *y = harness_forward(net, x, 2, ref_elems(os));
         int nans = 0;
@@ -301,7 +391,9 @@ static Suite *direct_suite(void)
     tcase_add_test(tc, direct_pointwise);
     tcase_add_test(tc, direct_known_layers);
     tcase_add_test(tc, direct_bands);
+    tcase_add_test(tc, direct_wide_layers);
     tcase_add_test(tc, direct_threads_bit_identical);
+    tcase_add_test(tc, direct_channel_groups);
     tcase_add_test(tc, direct_nan_window);
     suite_add_tcase(s, tc);
     return s;

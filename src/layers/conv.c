@@ -6,6 +6,7 @@
 #include "../alloc.h"
 #include "../checked.h"
 #include "../kernels/conv_direct.h"
+#include "../kernels/cpu.h"
 #include "../kernels/gemm.h"
 #include "../kernels/im2col.h"
 #include "builder.h"
@@ -53,35 +54,58 @@ static size_t tile_floats(const conv_config *cfg, size_t m)
 
 /* ---- direct path ----------------------------------------------------------
  *
- * Taken for layers with few input channels, where im2col copies kernel rows of
- * a few floats and the GEMM's K = kh * kw * in_c is too short for it to run
- * near peak. Measured at 1 thread on the development machine (AMD Zen 4, AVX2
- * loop; GFLOP/s, im2col + OpenBLAS -> direct): 32x32x3 -> 32 3x3 p1 41 -> 86,
- * 28x28x1 -> 6 5x5 p2 7 -> 32, 32x32x8 -> 32 3x3 p1 63 -> 102, 32x32x16 -> 32
- * 3x3 p1 61 -> 106, 32x32x16 -> 256 3x3 p1 96 -> 102, 224x224x3 -> 64 7x7 s2
- * p3 66 -> 105; 1x1 stride 1 unpadded: 56x56x8 -> 32 42 -> 55 but 56x56x16 ->
- * 16 52 -> 45 (there the GEMM reads the input in place, no im2col). The loop
- * stops winning when its packed weights outgrow L2: 16x16x16 -> 512 3x3 (74K
- * floats) 95 -> 93. Hence:
- * - in_c <= 16, and in_c <= 8 for 1x1 stride-1 unpadded layers;
- * - packed weights K x Cout (padded to 16) at most 64K floats (256 KiB);
+ * The direct loops (kernels/conv_direct.h) against im2col + OpenBLAS SGEMM,
+ * measured at 1 thread on the development machine (AMD Zen 4, OpenBLAS 0.3.21
+ * running its AVX-512 kernels; GFLOP/s, im2col -> direct with the AVX2 loop /
+ * with the AVX-512 loop where cnn__conv_direct_layout takes it):
+ * - few input channels (first measured with the unpanelled loop): 32x32x3 ->
+ *   32 3x3 p1 41 -> 86, 28x28x1 -> 6 5x5 p2 7 -> 32, 32x32x16 -> 32 3x3 p1
+ *   61 -> 106, 224x224x3 -> 64 7x7 s2 p3 66 -> 105; 56x56x64 -> 8 3x3 p1
+ *   38 -> 77, 28x28x128 -> 3 3x3 p1 17 -> 29;
+ * - wide layers (panels of 24 / 64 channels run over chunks of pixels, so each
+ *   panel's weights stay in cache): 56x56x64 -> 64 3x3 p1 91 -> 111 / 114,
+ *   28x28x128 -> 128 97 -> 110 / 113, 14x14x256 -> 256 99 -> 109 / 108 (and
+ *   96 -> 112 / 112 at batch 8), 28x28x256 -> 256 99 -> 112 / 111,
+ *   14x14x512 -> 128 (K = 4608: a panel outgrows L2, still) 95 -> 107 / 109,
+ *   56x56x64 -> 128 3x3 s2 98 -> 108 / 110;
+ * - 1x1 stride-1 unpadded layers, where the GEMM reads the input in place:
+ *   56x56x16 -> 16 60 -> 75, 56x56x32 -> 32 79 -> 103, 28x28x256 -> 64
+ *   98 -> 111 / 113, 28x28x512 -> 128 102 -> 109 / 114, 14x14x1024 -> 256
+ *   92 -> 111 / 111; 1x1 stride 2: 56x56x256 -> 512 101 -> 109 / 111.
+ * No measured shape was slower, so with the AVX2 loop (and the AVX-512 one)
+ * every layer takes the direct path whose scratch fits the 4 MiB per thread
+ * that im2col's column buffer also keeps to:
+ * - packed weights K x Cout (Cout padded to 16) at most DIRECT_MAX_PACKED_FLOATS;
  * - padded layers: the padded input rows of one output row fit the band.
- * The choice depends on the shape only, so a layer takes the same path on
- * every run, on any thread count and with either kernel implementation. The
- * portable loop (SSE2 on baseline x86-64) peaks near 35 GFLOP/s: with
- * CNN_FORCE_PORTABLE on an AVX2 machine, where OpenBLAS still runs its AVX
+ * Larger layers (7x7x2048 -> 512 1x1: 1M packed floats) take im2col.
+ * The portable loop (SSE2 on baseline x86-64) peaks near 35 GFLOP/s: with
+ * CNN_FORCE_PORTABLE on an AVX2 machine, where OpenBLAS still runs its vector
  * kernels, it beats im2col only on the smallest layers (28x28x1 -> 6: 4 -> 16)
- * and is up to 2x slower on wider ones (32x32x16 -> 32: 72 -> 33); that mode
- * exists for testing, and CPUs without AVX2 give OpenBLAS narrower vectors too. */
-#define DIRECT_MAX_IN_C 16
-#define DIRECT_MAX_POINTWISE_IN_C 8
-#define DIRECT_MAX_PACKED_FLOATS ((size_t)64 << 10)
+ * and is up to 2x slower on wider ones (32x32x16 -> 32: 72 -> 33), so without
+ * AVX2 the direct path keeps its first rule: in_c <= 16 (<= 8 for 1x1
+ * stride-1 unpadded layers) and packed weights at most 64K floats. That mode
+ * exists for testing, and CPUs without AVX2 give OpenBLAS narrower vectors too.
+ * The choice depends on the shape and the dispatch level only (both fixed for
+ * the process), so a layer takes the same path on every run and thread count.
+ *
+ * Threads: by default they split the output pixels, and each packs all the
+ * weights. When the weights outnumber the input floats and the panels divide
+ * evenly, each of T threads instead takes 1/T of the panels for every pixel
+ * and packs only those (2 threads, 14x14x256 -> 256: 206 -> 217 GFLOP/s).
+ * Either way each output is summed in the same order, so the split does not
+ * change a bit. */
+#define DIRECT_PORTABLE_MAX_IN_C 16
+#define DIRECT_PORTABLE_MAX_POINTWISE_IN_C 8
+#define DIRECT_PORTABLE_MAX_PACKED_FLOATS ((size_t)64 << 10)
 /* Zero-padded input rows copied per band of output rows (padded layers only). */
 #define DIRECT_BAND_FLOATS ((size_t)64 << 10)
-/* Output floats per call of the direct loop before bias and activation run on
- * them (while in cache); pixel counts are rounded to a multiple of 12, which
- * every kernel block size divides. */
-#define DIRECT_FINISH_FLOATS 4096u
+/* Packed weights and a band together fit 4 MiB. */
+#define DIRECT_MAX_PACKED_FLOATS (((size_t)1 << 20) - DIRECT_BAND_FLOATS)
+/* Output floats of one chunk of pixels, which runs through all of a thread's
+ * panels before bias and activation run on it (while in L2). Pixel counts are
+ * rounded to a multiple of 24, which every loop's block size divides; 16K to
+ * 128K floats measured within noise of each other. */
+#define DIRECT_CHUNK_FLOATS ((size_t)32 << 10)
 
 static int is_padded(const conv_config *cfg) { return cfg->geo.pad_h || cfg->geo.pad_w; }
 
@@ -117,11 +141,13 @@ static size_t band_floats(const cnn_conv_geometry *g)
 static int uses_direct(const conv_config *cfg)
 {
     const cnn_conv_geometry *g = &cfg->geo;
-    if (g->in_c > (is_pointwise(cfg) ? DIRECT_MAX_POINTWISE_IN_C : DIRECT_MAX_IN_C))
-        return 0;
+    const int vector = cnn__cpu_use_avx2();
     size_t packed;
+    if (!vector && g->in_c > (is_pointwise(cfg) ? DIRECT_PORTABLE_MAX_POINTWISE_IN_C
+                                                : DIRECT_PORTABLE_MAX_IN_C))
+        return 0;
     if (!cnn__mul_size((size_t)cfg->k, cnn__conv_direct_cout_pad(cfg->filters), &packed) ||
-        packed > DIRECT_MAX_PACKED_FLOATS)
+        packed > (vector ? DIRECT_MAX_PACKED_FLOATS : DIRECT_PORTABLE_MAX_PACKED_FLOATS))
         return 0;
     if (!is_padded(cfg))
         return 1;
@@ -130,6 +156,20 @@ static int uses_direct(const conv_config *cfg)
     size_t row, one_band;
     return cnn__mul_size(width, (size_t)g->in_c, &row) &&
            cnn__mul_size(row, (size_t)g->kernel_h, &one_band) && one_band <= DIRECT_BAND_FLOATS;
+}
+
+/* Channel groups the threads split the panels into (see above): `threads` or 1. */
+static int direct_groups(const conv_config *cfg, cnn_conv_direct_layout layout, int batch,
+                         int threads)
+{
+    const cnn_conv_geometry *g = &cfg->geo;
+    const int panels = cnn__conv_direct_panels(layout, cfg->filters);
+    if (threads < 2 || panels % threads != 0)
+        return 1;
+    /* Both products are below the sizes of buffers that exist (weights, input). */
+    size_t weights = (size_t)cfg->k * (size_t)cfg->filters;
+    size_t input = (size_t)batch * (size_t)g->in_h * (size_t)g->in_w * (size_t)g->in_c;
+    return weights > input ? threads : 1;
 }
 
 static int conv_workspace(const cnn_layer *layer, int batch, size_t *floats)
@@ -157,6 +197,10 @@ typedef struct conv_job {
     float *out;
     const cnn_exec *exec;
     const cnn_layer *epilogue;
+    /* Direct path: items are (channel group, output pixel), group-major. */
+    size_t pixels;                 /* output pixels of the batch */
+    int groups;                    /* channel groups (1: threads split pixels only) */
+    cnn_conv_direct_layout layout; /* packed panels of the dispatched loop */
 } conv_job;
 
 /* Bias and the fused activation on rows just written, while they are in cache. */
@@ -167,6 +211,24 @@ static void finish_rows(const conv_job *job, float *rows_out, size_t rows)
         cnn__add_bias_rows(rows_out, rows, cfg->filters, job->layer->params->bias);
     if (job->epilogue)
         job->epilogue->ops->apply_inplace(job->epilogue, rows_out, rows * (size_t)cfg->filters);
+}
+
+/* finish_rows on channels [c0, c1) of each row only (the rest belong to
+ * another thread's channel group). */
+static void finish_channels(const conv_job *job, float *rows_out, size_t rows, int c0, int c1)
+{
+    const conv_config *cfg = config_of(job->layer);
+    if (c0 == 0 && c1 == cfg->filters) {
+        finish_rows(job, rows_out, rows);
+        return;
+    }
+    for (size_t r = 0; r < rows; r++) {
+        float *row = rows_out + r * (size_t)cfg->filters + c0;
+        if (cfg->bias)
+            cnn__add_bias_rows(row, 1, c1 - c0, job->layer->params->bias + c0);
+        if (job->epilogue)
+            job->epilogue->ops->apply_inplace(job->epilogue, row, (size_t)(c1 - c0));
+    }
 }
 
 /* A row too large for the column buffer: the GEMM accumulates over K slices. */
@@ -210,9 +272,12 @@ static void fill_band(const cnn_conv_geometry *g, const float *img, int oy0, int
     }
 }
 
-/* Output pixels [begin, end) by the direct loop, band by band of output rows
- * (the whole image when unpadded: the loop then reads the input in place). */
-static void conv_rows_direct(const conv_job *job, size_t begin, size_t end, float *workspace)
+/* Output pixels [begin, end) of channel group `group` by the direct loop,
+ * band by band of output rows (the whole image when unpadded: the loop then
+ * reads the input in place), chunk by chunk of pixels: each chunk runs through
+ * every panel of the group while the panels' weights stay in cache. */
+static void direct_segment(const conv_job *job, int group, size_t begin, size_t end,
+                           float *workspace)
 {
     const conv_config *cfg = config_of(job->layer);
     const cnn_conv_geometry *g = &cfg->geo;
@@ -221,12 +286,18 @@ static void conv_rows_direct(const conv_job *job, size_t begin, size_t end, floa
     const size_t image_floats = (size_t)g->in_h * (size_t)g->in_w * c;
     const int padded = is_padded(cfg);
     const int rows_per_band = padded ? band_rows(g) : g->out_h;
-    size_t chunk = DIRECT_FINISH_FLOATS / cout / 12 * 12;
-    chunk = chunk ? chunk : 12;
+    const int panels = cnn__conv_direct_panels(job->layout, cfg->filters);
+    const int per_group = panels / job->groups;
+    const int first = group * per_group, last = first + per_group;
+    const int c0 = first * job->layout.panel;
+    const int c1 = last * job->layout.panel < cfg->filters ? last * job->layout.panel : cfg->filters;
+    size_t chunk = DIRECT_CHUNK_FLOATS / (size_t)(c1 - c0) / 24 * 24;
+    chunk = chunk ? chunk : 24;
     float *band = workspace + packed_floats(cfg);
-    cnn__conv_direct_pack(job->layer->params->weights, (size_t)cfg->k, cfg->filters, workspace);
-    cnn_conv_direct_task t = { workspace, cfg->filters, g->kernel_h, g->kernel_w * g->in_c,
-                               NULL, 0, 0, (size_t)g->stride_w * c, g->out_w };
+    int unpacked = first; /* panels [unpacked, last) are not packed yet */
+    cnn_conv_direct_task t = { workspace, job->layout, cfg->filters, g->kernel_h,
+                               g->kernel_w * g->in_c, NULL, 0, 0, (size_t)g->stride_w * c,
+                               g->out_w };
     t.row_stride = padded ? band_row_floats(g) : (size_t)g->in_w * c;
     t.y_step = (size_t)g->stride_h * t.row_stride;
     for (size_t m = begin; m < end;) {
@@ -247,11 +318,32 @@ static void conv_rows_direct(const conv_job *job, size_t begin, size_t end, floa
         for (; m < stop; m += chunk) {
             size_t n = stop - m < chunk ? stop - m : chunk, pixel = m % pixels;
             float *out = job->out + m * cout;
-            cnn__conv_direct(&t, (int)(pixel / (size_t)g->out_w) - first_row,
-                             (int)(pixel % (size_t)g->out_w), n, out);
-            finish_rows(job, out, n);
+            const int cy = (int)(pixel / (size_t)g->out_w) - first_row;
+            const int cx = (int)(pixel % (size_t)g->out_w);
+            /* The first chunk packs each panel right before its pass, so the
+             * pass finds it in cache (1-2% faster than packing all first). */
+            if (unpacked == last)
+                cnn__conv_direct(&t, cy, cx, n, first, last, out);
+            for (; unpacked < last; unpacked++) {
+                cnn__conv_direct_pack(job->layer->params->weights, (size_t)cfg->k, cfg->filters,
+                                      job->layout, unpacked, unpacked + 1, workspace);
+                cnn__conv_direct(&t, cy, cx, n, unpacked, unpacked + 1, out);
+            }
+            finish_channels(job, out, n, c0, c1);
         }
         m = stop;
+    }
+}
+
+/* Items [begin, end) of the direct path: (group, pixel) pairs, group-major. */
+static void conv_rows_direct(const conv_job *job, size_t begin, size_t end, float *workspace)
+{
+    for (size_t item = begin; item < end;) {
+        const size_t group = item / job->pixels, group_end = (group + 1) * job->pixels;
+        const size_t stop = end < group_end ? end : group_end;
+        direct_segment(job, (int)group, item - group * job->pixels, stop - group * job->pixels,
+                       workspace);
+        item = stop;
     }
 }
 
@@ -292,9 +384,15 @@ static void conv_forward(const cnn_layer *layer, const float *in, float *out, in
 {
     const conv_config *cfg = config_of(layer);
     size_t m = (size_t)batch * (size_t)cfg->geo.out_h * (size_t)cfg->geo.out_w;
-    conv_job job = { layer, in, out, exec, epilogue };
+    conv_job job = { layer, in, out, exec, epilogue, m, 1, { 0, 0 } };
     uint64_t work = conv_flops(layer) * (uint64_t)batch;
-    cnn__parallel_for(exec, m, work, conv_rows, &job);
+    size_t items = m;
+    if (uses_direct(cfg)) {
+        job.layout = cnn__conv_direct_layout(cfg->filters);
+        job.groups = direct_groups(cfg, job.layout, batch, cnn__parallel_threads(exec, m, work));
+        items = m * (size_t)job.groups; /* no overflow: groups <= threads <= 1024 and m * cout fits */
+    }
+    cnn__parallel_for(exec, items, work, conv_rows, &job);
 }
 
 static uint64_t conv_flops(const cnn_layer *layer)
