@@ -12,7 +12,10 @@ static pthread_once_t info_once = PTHREAD_ONCE_INIT;
 
 static void describe(void)
 {
-    const char *simd = cnn__cpu_use_avx2() ? "avx2+fma"
+    const char *simd = cnn__cpu_use_avx512()   ? "avx2+fma, avx512f (wide convolutions)"
+                       : cnn__cpu_has_avx512f() && cnn__cpu_use_avx2()
+                           ? "avx2+fma (avx512f off: CNN_MAX_SIMD)"
+                       : cnn__cpu_use_avx2()     ? "avx2+fma"
                        : cnn__cpu_has_avx2_fma() ? "portable (forced by CNN_FORCE_PORTABLE)"
                                                  : "portable";
 #if defined(CNN_HAVE_OPENBLAS)
