@@ -22,7 +22,7 @@
 #define REF_TOL 1e-5   /* a float net against the double reference (as test_layers) */
 /* src/exec.c runs a loop on fewer threads while each would get less than this
  * much of the work the layer estimates (its CNN_MIN_WORK_PER_THREAD). */
-#define SPLIT_WORK_PER_THREAD 1000000u
+#define SPLIT_WORK_PER_THREAD 250000u
 #define MAX_TRIED_THREADS 4
 
 static int repeats(void) { return test_small() ? 2 : 3; }
@@ -216,7 +216,8 @@ static uint64_t split_work(const layer_case *c, const cnn_net *net)
     switch (c->kind) {
     case CASE_CONV: return flops * batch;
     case CASE_DENSE: return 2u * batch * (uint64_t)c->units * inputs;
-    case CASE_POOL: return flops * batch * (uint64_t)c->win.kh * (uint64_t)c->win.kw;
+    case CASE_POOL: /* layers/pool.c counts 8 per window cell */
+        return 8u * flops * batch * (uint64_t)c->win.kh * (uint64_t)c->win.kw;
     case CASE_ACT:
         return flops * batch * (c->act == CNN_ACT_SIGMOID || c->act == CNN_ACT_TANH ? 20u : 2u);
     case CASE_SOFTMAX: return flops * batch * 20u;
