@@ -162,14 +162,14 @@ static inline void transpose_8x8(const float *src, size_t k, float *dst, size_t 
 size_t cnn__conv_direct_pack_avx2(const float *ohwi, size_t k, size_t channels, size_t width,
                                   float *panel)
 {
-    /* Blocks of 64 window elements: the 8 source rows of a transpose are read
-     * 256 bytes at a time and the packed rows written stay in L1. */
+    /* 8 source rows at a time, each read start to end: 8 streams the hardware
+     * prefetcher follows (the weights are often out of cache by the next
+     * call). Blocks of 64 window elements over all of a panel's rows, which
+     * kept the writes in L1, read 64 streams at once: 1 thread, 14x14x256 ->
+     * 256, 2.30 -> 2.24 ms a call. */
     const size_t whole = k / 8 * 8;
-    for (size_t k0 = 0; k0 < whole; k0 += 64) {
-        size_t k1 = whole - k0 < 64 ? whole : k0 + 64;
-        for (size_t o0 = 0; o0 + 8 <= channels; o0 += 8)
-            for (size_t j = k0; j < k1; j += 8)
-                transpose_8x8(ohwi + o0 * k + j, k, panel + j * width + o0, width);
-    }
+    for (size_t o0 = 0; o0 + 8 <= channels; o0 += 8)
+        for (size_t j = 0; j < whole; j += 8)
+            transpose_8x8(ohwi + o0 * k + j, k, panel + j * width + o0, width);
     return whole;
 }
