@@ -286,11 +286,11 @@ START_TEST(direct_threads_bit_identical)
 }
 END_TEST
 
-/* Layers whose weights outnumber their inputs: 2..4 threads split the
- * channel panels (each packs its own) when the panel count divides evenly —
- * 10x10x16 -> 192 has 3 AVX-512, 8 AVX2 and 24 portable panels, 8x8x40 ->
- * 128 2 AVX-512 and 6 AVX2 ones — and give the 1-thread bits, also with a
- * fused ReLU, which then runs on each thread's channels only. */
+/* Layers whose weights outnumber their inputs more than twice: 2..4 threads
+ * split the channel panels (each packs its own) when the panel count divides
+ * evenly — 10x10x16 -> 192 has 3 AVX-512, 8 AVX2 and 24 portable panels,
+ * 8x8x40 -> 128 2 AVX-512 and 6 AVX2 ones — and give the 1-thread bits, also
+ * with a fused ReLU, which then runs on each thread's channels only. */
 START_TEST(direct_channel_groups)
 {
     const direct_case cases[] = {
