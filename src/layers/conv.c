@@ -10,6 +10,7 @@
 #include "../kernels/gemm.h"
 #include "../kernels/im2col.h"
 #include "builder.h"
+#include "epilogue.h"
 
 /* Upper bound of the column buffer; larger layers are lowered tile by tile. */
 #define CONV_COLUMN_BYTES ((size_t)4 << 20)
@@ -210,10 +211,8 @@ typedef struct conv_job {
 static void finish_rows(const conv_job *job, float *rows_out, size_t rows)
 {
     const conv_config *cfg = config_of(job->layer);
-    if (cfg->bias)
-        cnn__add_bias_rows(rows_out, rows, cfg->filters, job->layer->params->bias);
-    if (job->epilogue)
-        job->epilogue->ops->apply_inplace(job->epilogue, rows_out, rows * (size_t)cfg->filters);
+    cnn__epilogue_rows(rows_out, rows, cfg->filters, cfg->bias ? job->layer->params->bias : NULL,
+                       job->epilogue);
 }
 
 /* finish_rows on channels [c0, c1) of each row only (the rest belong to
@@ -225,13 +224,10 @@ static void finish_channels(const conv_job *job, float *rows_out, size_t rows, i
         finish_rows(job, rows_out, rows);
         return;
     }
-    for (size_t r = 0; r < rows; r++) {
-        float *row = rows_out + r * (size_t)cfg->filters + c0;
-        if (cfg->bias)
-            cnn__add_bias_rows(row, 1, c1 - c0, job->layer->params->bias + c0);
-        if (job->epilogue)
-            job->epilogue->ops->apply_inplace(job->epilogue, row, (size_t)(c1 - c0));
-    }
+    const float *bias = cfg->bias ? job->layer->params->bias + c0 : NULL;
+    for (size_t r = 0; r < rows; r++)
+        cnn__epilogue_rows(rows_out + r * (size_t)cfg->filters + c0, 1, c1 - c0, bias,
+                           job->epilogue);
 }
 
 /* A row too large for the column buffer: the GEMM accumulates over K slices. */
