@@ -157,17 +157,16 @@ typedef enum { LOOP_PORTABLE, LOOP_AVX2, LOOP_AVX512 } loop_kind;
 
 static loop_kind dispatched(int cout)
 {
+    int avx512 = 0, avx2 = 0;
 #ifdef CNN_HAVE_AVX512_KERNELS
-    if (wide_enough_for_avx512(cout) && cnn__cpu_use_avx512())
-        return LOOP_AVX512;
-#else
-    (void)cout;
+    avx512 = cnn__cpu_use_avx512();
 #endif
 #ifdef CNN_HAVE_AVX2_KERNELS
-    if (cnn__cpu_use_avx2())
-        return LOOP_AVX2;
+    avx2 = cnn__cpu_use_avx2();
 #endif
-    return LOOP_PORTABLE;
+    if (avx512 && wide_enough_for_avx512(cout))
+        return LOOP_AVX512;
+    return avx2 ? LOOP_AVX2 : LOOP_PORTABLE;
 }
 
 cnn_conv_direct_layout cnn__conv_direct_layout(int cout)
