@@ -6,9 +6,10 @@
  * five 8-lane vectors, a partial last one, several channel panels), Cin 9..16
  * with fewer Couts, kernels 1..7, strides 1..3, paddings 0..3, batch 1 and 3,
  * odd widths; 1x1 layers; wide layers (Cin 17..100, Cout up to 130: panels of
- * 24 and 64 channels and their partial last ones); bands of padded rows,
- * thread splits by pixels and by channel panels (bit-identical to 1 thread),
- * with a fused ReLU, and NaN windows.
+ * 24 and 64 channels and their partial last ones); weights packed a slot of
+ * panels at a time; bands of padded rows, thread splits by pixels and by
+ * channel panels (bit-identical to 1 thread), with a fused ReLU, and NaN
+ * windows.
  *
  * Registered three times: as is (the AVX-512 loop for wide layers and the
  * AVX2 loop for the rest on CPUs that have them), with CNN_MAX_SIMD=avx2 (the
@@ -356,6 +357,58 @@ START_TEST(direct_channel_groups)
 }
 END_TEST
 
+/* Weights too large to pack at once (over 960K floats padded): the direct
+ * loop packs a slot of panels at a time (3 of 8 AVX-512 panels, 8 of 22 AVX2
+ * ones for 3x3x512 -> 512) and finishes the rows after the last slot; 1..3
+ * threads, split by channel panels at 2, with a fused ReLU, give the 1-thread
+ * bits (the portable level takes im2col: reference only). */
+START_TEST(direct_weights_in_slots)
+{
+    const direct_case cases[] = {
+        { { 1, 3, 3, 512 }, { 3, 3, 1, 1, 1, 1 }, 512, 1 },
+        { { 2, 2, 3, 2048 }, { 1, 1, 1, 1, 0, 0 }, 500, 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const direct_case *dc = &cases[i];
+        ref_shape os = ref_window_shape(dc->in, dc->win, dc->filters);
+        size_t out_n = ref_elems(os), in_n = ref_elems(dc->in);
+        float *y[3];
+        for (int t = 1; t <= 3; t++) {
+            test_rng rng;
+            test_rng_seed(&rng, 712 + i);
+            char what[200];
+            describe(what, sizeof what, dc);
+            cnn_net *net = conv_net(dc, what);
+            harness_ok(net, cnn_layer_add_activation(net, CNN_ACT_RELU, 0.0f, NULL), what);
+            harness_ok(net, cnn_net_set_threads(net, t), what);
+            float *bias;
+            float *w = set_params(net, &rng, dc, &bias, what);
+            float *x = harness_random(&rng, in_n, -1.0f, 1.0f);
+            y[t - 1] = harness_forward(net, x, dc->in.n, out_n);
+            if (t == 1 || !test_small()) {
+                double *xd = harness_widen(x, in_n);
+                double *ref = test_xmalloc(out_n * sizeof(double));
+                ref_conv(xd, dc->in, w, bias, dc->filters, dc->win, ref);
+                for (size_t j = 0; j < out_n; j++)
+                    ref[j] = ref[j] > 0.0 ? ref[j] : 0.0;
+                harness_expect_close(y[t - 1], ref, out_n, TOL, what);
+                free(ref);
+                free(xd);
+            }
+            ck_assert_msg(t == 1 || !takes_direct(dc) ||
+                              memcmp(y[0], y[t - 1], out_n * sizeof(float)) == 0,
+                          "%s: %d threads differ from 1 thread", what, t);
+            free(x);
+            free(bias);
+            free(w);
+            cnn_net_destroy(net);
+        }
+        for (int t = 0; t < 3; t++)
+            free(y[t]);
+    }
+}
+END_TEST
+
 /* A NaN input makes exactly the outputs whose window covers it NaN, in
  * every channel, with padding around; Cout 6 and 37 have a partial last
  * vector (stored whole into the next pixel, or masked); Cin 40 with Cout 72
@@ -414,6 +467,7 @@ static Suite *direct_suite(void)
     tcase_add_test(tc, direct_wide_layers);
     tcase_add_test(tc, direct_threads_bit_identical);
     tcase_add_test(tc, direct_channel_groups);
+    tcase_add_test(tc, direct_weights_in_slots);
     tcase_add_test(tc, direct_nan_window);
     suite_add_tcase(s, tc);
     return s;

@@ -2,8 +2,9 @@
  * below conv.c's choice of path: every loop this build and CPU can run
  * (portable, AVX2, AVX-512 — each with its own packed layout) against a
  * double-precision reference, on runs of pixels that start and stop anywhere,
- * wrap rows, and cover any range of channel panels; channels of other panels
- * and floats past the run must stay untouched. The packing against its
+ * wrap rows, and cover any range of channel panels, packed from that range's
+ * first panel or from panel 0; channels of other panels and floats past the
+ * run must stay untouched. The packing against its
  * definition for each layout (vector transposes and their edges).
  *
  * Registered as is, with CNN_MAX_SIMD=avx2 and with CNN_FORCE_PORTABLE=1: the
@@ -117,8 +118,11 @@ static void check_loop(const loop *l, const loop_case *c, const float *x, const 
     const size_t k = (size_t)c->kh * (size_t)c->kw * (size_t)c->in_c;
     const size_t cout = (size_t)c->cout;
     float *packed = aligned_floats(k * cnn__conv_direct_cout_pad(c->cout));
-    cnn__conv_direct_pack(w, k, c->cout, layout, first, end, packed);
-    cnn_conv_direct_task t = { packed, layout, c->cout, c->kh, c->kw * c->in_c, x,
+    /* Packed from panel `from` on: the run's first panel, or panel 0. */
+    const int from = first % 2 ? 0 : first;
+    const int to = from ? end : cnn__conv_direct_panels(layout, c->cout);
+    cnn__conv_direct_pack(w, k, c->cout, layout, from, to, packed);
+    cnn_conv_direct_task t = { packed, from, layout, c->cout, c->kh, c->kw * c->in_c, x,
                                (size_t)c->in_w * (size_t)c->in_c, 0,
                                (size_t)c->sw * (size_t)c->in_c, c->out_w };
     t.y_step = (size_t)c->sh * t.row_stride;
@@ -229,7 +233,7 @@ START_TEST(loops_propagate_nan)
         float *packed = aligned_floats(k * cnn__conv_direct_cout_pad(c.cout));
         const int panels = cnn__conv_direct_panels(layout, c.cout);
         cnn__conv_direct_pack(w, k, c.cout, layout, 0, panels, packed);
-        cnn_conv_direct_task t = { packed, layout, c.cout, c.kh, c.kw * c.in_c, x,
+        cnn_conv_direct_task t = { packed, 0, layout, c.cout, c.kh, c.kw * c.in_c, x,
                                    (size_t)c.in_w * (size_t)c.in_c, 0,
                                    (size_t)c.sw * (size_t)c.in_c, c.out_w };
         t.y_step = (size_t)c.sh * t.row_stride;
@@ -256,8 +260,8 @@ START_TEST(loops_propagate_nan)
 }
 END_TEST
 
-/* Packed panel i, row j, lane o is weight (i * panel + o, j), zero past cout;
- * panels outside [first, end) are left alone. Window sizes with and without
+/* Panels [first, end) packed from the buffer's start: panel i, row j, lane o
+ * is weight (i * panel + o, j), zero past cout; nothing written after them. Window sizes with and without
  * a tail of 8, couts with partial 8-channel blocks, for every layout. */
 START_TEST(pack_matches_definition)
 {
@@ -286,24 +290,24 @@ START_TEST(pack_matches_definition)
                 int first = test_rng_int(&rng, 0, panels - 1);
                 int end = test_rng_int(&rng, first + 1, panels);
                 cnn__conv_direct_pack(w, k, cout, l, first, end, packed);
-                size_t used = 0; /* floats of all panels so far */
-                for (int i = 0; i < panels; i++) {
+                size_t used = 0; /* floats of panels first .. i - 1 */
+                for (int i = first; i < end; i++) {
                     int left = cout - i * l.panel, chans = left < l.panel ? left : l.panel;
                     size_t width = (size_t)((chans + l.lanes - 1) / l.lanes * l.lanes);
                     for (size_t j = 0; j < k; j++)
                         for (size_t o = 0; o < width; o++) {
                             float got = packed[used + j * width + o];
                             size_t ch = (size_t)(i * l.panel) + o;
-                            if (i < first || i >= end)
-                                ck_assert_msg(is_canary(got), "panel %d outside %d..%d written",
-                                              i, first, end);
-                            else
-                                ck_assert_msg(got == ((int)o < chans ? w[ch * k + j] : 0.0f),
-                                              "layout %zu cout %d k %zu: panel %d row %zu lane "
-                                              "%zu is %g", li, cout, k, i, j, o, (double)got);
+                            ck_assert_msg(got == ((int)o < chans ? w[ch * k + j] : 0.0f),
+                                          "layout %zu cout %d k %zu: panel %d row %zu lane "
+                                          "%zu is %g", li, cout, k, i, j, o, (double)got);
                         }
                     used += k * width;
                 }
+                for (size_t i = used; i < total; i++)
+                    ck_assert_msg(is_canary(packed[i]), "layout %zu cout %d k %zu panels "
+                                  "%d..%d: wrote float %zu, past their %zu", li, cout, k, first,
+                                  end, i, used);
                 ck_assert_uint_le(used, total);
                 free(packed);
                 free(w);

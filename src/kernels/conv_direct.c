@@ -16,7 +16,7 @@ void cnn__conv_direct_pack(const float *ohwi, size_t k, int cout, cnn_conv_direc
     for (int i = first; i < end; i++) {
         const size_t width = panel_width(l, cout, i), c0 = (size_t)i * (size_t)l.panel;
         const size_t used = (size_t)cout - c0 < width ? (size_t)cout - c0 : width;
-        float *panel = packed + c0 * k;
+        float *panel = packed + (c0 - (size_t)first * (size_t)l.panel) * k;
         /* The vector transposes take the whole 8-channel blocks of the first
          * k / 8 * 8 elements; this loop the rest (tails, padding lanes). */
         size_t done_k = 0, done_o = 0;
@@ -92,7 +92,7 @@ void cnn__conv_direct_portable(const cnn_conv_direct_task *t, int oy, int ox, si
                 }
             }
             float acc[PIXELS][LANES] = { { 0.0f } };
-            const float *w = t->packed + c0 * k;
+            const float *w = t->packed + (c0 - (size_t)t->packed_from * LANES) * k;
             for (int ky = 0; ky < t->kernel_h; ky++) {
                 const size_t row = (size_t)ky * t->row_stride;
                 for (int j = 0; j < t->row_len; j++, w += LANES)

@@ -42,8 +42,8 @@ static inline int cnn__conv_direct_panels(cnn_conv_direct_layout l, int cout)
     return (cout + l.panel - 1) / l.panel;
 }
 
-/* OHWI weights [cout][k] into panels [first, end) of the packed block (the
- * others are left as they are); zeros in the padding lanes. */
+/* OHWI weights [cout][k] into panels [first, end), panel `first` at `packed`
+ * and the others after it; zeros in the padding lanes. */
 void cnn__conv_direct_pack(const float *ohwi, size_t k, int cout, cnn_conv_direct_layout l,
                            int first, int end, float *packed);
 
@@ -52,7 +52,8 @@ void cnn__conv_direct_pack(const float *ohwi, size_t k, int cout, cnn_conv_direc
  * row_stride floats further and is row_len = kernel_w * in_c contiguous floats
  * in (kx, ci) order, matching packed row ky * row_len + j. */
 typedef struct cnn_conv_direct_task {
-    const float *packed; /* all panels, by cnn__conv_direct_pack with `layout` */
+    const float *packed; /* panels from packed_from on, by cnn__conv_direct_pack with `layout` */
+    int packed_from;
     cnn_conv_direct_layout layout;
     int cout;
     int kernel_h;
@@ -63,7 +64,8 @@ typedef struct cnn_conv_direct_task {
     int out_w;
 } cnn_conv_direct_task;
 
-/* Writes channels of panels [first, end) of n output pixels starting at
+/* Writes channels of panels [first, end) (packed: packed_from <= first) of n
+ * output pixels starting at
  * (oy, ox) and continuing in row-major order (ox wraps to 0 at out_w, oy then
  * advances): pixel i's channel c goes to out[i * cout + c]. Other channels of
  * out are left as they are, except that a call covering every channel may

@@ -93,15 +93,41 @@ panel_pass(const cnn_conv_direct_task *t, int oy, int ox, size_t n, float *out, 
     }
 }
 
+/* (oy, ox) moved on by `pixels` output pixels in row-major order. */
+static inline void advance(const cnn_conv_direct_task *t, int *oy, int *ox, size_t pixels)
+{
+    size_t x = (size_t)*ox + pixels;
+    *oy += (int)(x / (size_t)t->out_w);
+    *ox = (int)(x % (size_t)t->out_w);
+}
+
 /* Pixels per block for each width: at least 8 independent FMA chains, and
  * accumulators + weights + a broadcast within the 32 ZMM registers. */
 typedef void (*pass_fn)(const cnn_conv_direct_task *, int, int, size_t, float *, const float *,
                         size_t, int);
+/* The whole blocks of a run, then the rest in blocks of 8, 4, 2 and 1 pixels
+ * (those below `pixels`), so no block computes pixels it does not store: a
+ * 7x7 image is 8 blocks of 6 and one of 1 instead of 9 of 6. */
+#define TAIL(vecs, pixels, size)                                                              \
+    if ((size) < (pixels) && n - done >= (size)) {                                            \
+        panel_pass(t, oy, ox, (size), out + done * cout, w, c0, vecs, (size), spill);         \
+        done += (size);                                                                       \
+        advance(t, &oy, &ox, (size));                                                         \
+    }
 #define PASS(vecs, pixels)                                                                    \
     static void pass_##vecs(const cnn_conv_direct_task *t, int oy, int ox, size_t n,          \
                             float *out, const float *w, size_t c0, int spill)                 \
     {                                                                                         \
-        panel_pass(t, oy, ox, n, out, w, c0, vecs, pixels, spill);                            \
+        const size_t cout = (size_t)t->cout;                                                  \
+        size_t done = n / (pixels) * (pixels);                                                \
+        if (done) {                                                                           \
+            panel_pass(t, oy, ox, done, out, w, c0, vecs, pixels, spill);                     \
+            advance(t, &oy, &ox, done);                                                       \
+        }                                                                                     \
+        TAIL(vecs, pixels, 8)                                                                 \
+        TAIL(vecs, pixels, 4)                                                                 \
+        TAIL(vecs, pixels, 2)                                                                 \
+        TAIL(vecs, pixels, 1)                                                                 \
     }
 PASS(1, 12)
 PASS(2, 12)
@@ -118,7 +144,7 @@ void cnn__conv_direct_avx512_loop(const cnn_conv_direct_task *t, int oy, int ox,
     for (int i = first; i < end; i++) {
         const size_t c0 = (size_t)i * panel;
         const size_t left = cout - c0 < panel ? cout - c0 : panel;
-        passes[(left + LANES - 1) / LANES - 1](t, oy, ox, n, out, t->packed + c0 * k, c0,
-                                               single);
+        const float *w = t->packed + (c0 - (size_t)t->packed_from * panel) * k;
+        passes[(left + LANES - 1) / LANES - 1](t, oy, ox, n, out, w, c0, single);
     }
 }

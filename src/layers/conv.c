@@ -72,13 +72,19 @@ static size_t tile_floats(const conv_config *cfg, size_t m)
  * - 1x1 stride-1 unpadded layers, where the GEMM reads the input in place:
  *   56x56x16 -> 16 60 -> 75, 56x56x32 -> 32 79 -> 103, 28x28x256 -> 64
  *   98 -> 111 / 113, 28x28x512 -> 128 102 -> 109 / 114, 14x14x1024 -> 256
- *   92 -> 111 / 111; 1x1 stride 2: 56x56x256 -> 512 101 -> 109 / 111.
+ *   92 -> 111 / 111; 1x1 stride 2: 56x56x256 -> 512 101 -> 109 / 111;
+ * - weights too large to pack at once (over DIRECT_MAX_PACKED_FLOATS), packed
+ *   a slot of panels at a time, each slot reading the input again:
+ *   7x7x512 -> 512 3x3 p1 82 -> 94 (93 -> 106 at batch 8), 7x7x2048 -> 512
+ *   1x1 63 -> 96, 7x7x512 -> 2048 1x1 84 -> 96, 14x14x256 -> 512 3x3 s2
+ *   85 -> 95 (at 2 threads, before the loops' tail blocks: 131 -> 170,
+ *   88 -> 182, 134 -> 181, 137 -> 180).
  * No measured shape was slower, so with the AVX2 loop (and the AVX-512 one)
  * every layer takes the direct path whose scratch fits the 4 MiB per thread
  * that im2col's column buffer also keeps to:
- * - packed weights K x Cout (Cout padded to 16) at most DIRECT_MAX_PACKED_FLOATS;
+ * - one panel, K x 64 (AVX-512) or K x 24 (AVX2) floats, at most
+ *   DIRECT_MAX_PACKED_FLOATS (K up to 15360 or 40960);
  * - padded layers: the padded input rows of one output row fit the band.
- * Larger layers (7x7x2048 -> 512 1x1: 1M packed floats) take im2col.
  * The portable loop (SSE2 on baseline x86-64) peaks near 35 GFLOP/s: with
  * CNN_FORCE_PORTABLE on an AVX2 machine, where OpenBLAS still runs its vector
  * kernels, it beats im2col only on the smallest layers (28x28x1 -> 6: 4 -> 16)
@@ -113,9 +119,23 @@ static size_t tile_floats(const conv_config *cfg, size_t m)
 
 static int is_padded(const conv_config *cfg) { return cfg->geo.pad_h || cfg->geo.pad_w; }
 
+/* Panels packed at a time: all of them, or as many as DIRECT_MAX_PACKED_FLOATS
+ * holds (at least one: uses_direct checks). */
+static int slot_panels(const conv_config *cfg, cnn_conv_direct_layout layout)
+{
+    const int panels = cnn__conv_direct_panels(layout, cfg->filters);
+    size_t fit = DIRECT_MAX_PACKED_FLOATS / ((size_t)cfg->k * (size_t)layout.panel);
+    return fit < (size_t)panels ? (int)fit : panels;
+}
+
+/* Floats of the packed weights a thread holds at a time, rounded up to 16 so
+ * the band after them stays 64-byte aligned (products below the weights' size). */
 static size_t packed_floats(const conv_config *cfg)
 {
-    return (size_t)cfg->k * cnn__conv_direct_cout_pad(cfg->filters);
+    const cnn_conv_direct_layout layout = cnn__conv_direct_layout(cfg->filters);
+    const size_t all = (size_t)cfg->k * cnn__conv_direct_cout_pad(cfg->filters);
+    const size_t slot = (size_t)slot_panels(cfg, layout) * (size_t)layout.panel * (size_t)cfg->k;
+    return ((slot < all ? slot : all) + 15) / 16 * 16;
 }
 
 /* Floats of one padded input row: the columns the windows reach, in_c each. */
@@ -145,14 +165,19 @@ static size_t band_floats(const cnn_conv_geometry *g)
 static int uses_direct(const conv_config *cfg)
 {
     const cnn_conv_geometry *g = &cfg->geo;
-    const int vector = cnn__cpu_use_avx2();
     size_t packed;
-    if (!vector && g->in_c > (is_pointwise(cfg) ? DIRECT_PORTABLE_MAX_POINTWISE_IN_C
-                                                : DIRECT_PORTABLE_MAX_IN_C))
+    if (cnn__cpu_use_avx2()) {
+        /* One panel must fit; more are packed a slot of panels at a time. */
+        if (!cnn__mul_size((size_t)cfg->k, (size_t)cnn__conv_direct_layout(cfg->filters).panel,
+                           &packed) ||
+            packed > DIRECT_MAX_PACKED_FLOATS)
+            return 0;
+    } else if (g->in_c > (is_pointwise(cfg) ? DIRECT_PORTABLE_MAX_POINTWISE_IN_C
+                                            : DIRECT_PORTABLE_MAX_IN_C) ||
+               !cnn__mul_size((size_t)cfg->k, cnn__conv_direct_cout_pad(cfg->filters), &packed) ||
+               packed > DIRECT_PORTABLE_MAX_PACKED_FLOATS) {
         return 0;
-    if (!cnn__mul_size((size_t)cfg->k, cnn__conv_direct_cout_pad(cfg->filters), &packed) ||
-        packed > (vector ? DIRECT_MAX_PACKED_FLOATS : DIRECT_PORTABLE_MAX_PACKED_FLOATS))
-        return 0;
+    }
     if (!is_padded(cfg))
         return 1;
     /* The reached width is at most the padded width, an int (checked at build). */
@@ -271,30 +296,28 @@ static void fill_band(const cnn_conv_geometry *g, const float *img, int oy0, int
     }
 }
 
-/* Output pixels [begin, end) of channel group `group` by the direct loop,
- * band by band of output rows (the whole image when unpadded: the loop then
- * reads the input in place), chunk by chunk of pixels: each chunk runs through
- * every panel of the group while the panels' weights stay in cache. */
-static void direct_segment(const conv_job *job, int group, size_t begin, size_t end,
-                           float *workspace)
+/* Output pixels [begin, end) of panels [from, to), all of which fit the packed
+ * area at once, band by band of output rows (the whole image when unpadded:
+ * the loop then reads the input in place), chunk by chunk of pixels: each
+ * chunk runs through the panels while their weights stay in cache. `finish`:
+ * these are the last panels of channels [c0, c1), whose bias and activation
+ * then run on each chunk. */
+static void direct_panels(const conv_job *job, int from, int to, size_t begin, size_t end,
+                          int c0, int c1, int finish, float *workspace)
 {
     const conv_config *cfg = config_of(job->layer);
     const cnn_conv_geometry *g = &cfg->geo;
     const size_t c = (size_t)g->in_c, cout = (size_t)cfg->filters;
     const size_t pixels = (size_t)g->out_h * (size_t)g->out_w;
     const size_t image_floats = (size_t)g->in_h * (size_t)g->in_w * c;
+    const size_t panel_floats = (size_t)job->layout.panel * (size_t)cfg->k;
     const int padded = is_padded(cfg);
     const int rows_per_band = padded ? band_rows(g) : g->out_h;
-    const int panels = cnn__conv_direct_panels(job->layout, cfg->filters);
-    const int per_group = panels / job->groups;
-    const int first = group * per_group, last = first + per_group;
-    const int c0 = first * job->layout.panel;
-    const int c1 = last * job->layout.panel < cfg->filters ? last * job->layout.panel : cfg->filters;
     size_t chunk = DIRECT_CHUNK_FLOATS / (size_t)(c1 - c0) / 24 * 24;
     chunk = chunk ? chunk : 24;
     float *band = workspace + packed_floats(cfg);
-    int unpacked = first; /* panels [unpacked, last) are not packed yet */
-    cnn_conv_direct_task t = { workspace, job->layout, cfg->filters, g->kernel_h,
+    int unpacked = from; /* panels [unpacked, to) are not packed yet */
+    cnn_conv_direct_task t = { workspace, from, job->layout, cfg->filters, g->kernel_h,
                                g->kernel_w * g->in_c, NULL, 0, 0, (size_t)g->stride_w * c,
                                g->out_w };
     t.row_stride = padded ? band_row_floats(g) : (size_t)g->in_w * c;
@@ -321,16 +344,36 @@ static void direct_segment(const conv_job *job, int group, size_t begin, size_t 
             const int cx = (int)(pixel % (size_t)g->out_w);
             /* The first chunk packs each panel right before its pass, so the
              * pass finds it in cache (1-2% faster than packing all first). */
-            if (unpacked == last)
-                cnn__conv_direct(&t, cy, cx, n, first, last, out);
-            for (; unpacked < last; unpacked++) {
+            if (unpacked == to)
+                cnn__conv_direct(&t, cy, cx, n, from, to, out);
+            for (; unpacked < to; unpacked++) {
                 cnn__conv_direct_pack(job->layer->params->weights, (size_t)cfg->k, cfg->filters,
-                                      job->layout, unpacked, unpacked + 1, workspace);
+                                      job->layout, unpacked, unpacked + 1,
+                                      workspace + (size_t)(unpacked - from) * panel_floats);
                 cnn__conv_direct(&t, cy, cx, n, unpacked, unpacked + 1, out);
             }
-            finish_channels(job, out, n, c0, c1);
+            if (finish)
+                finish_channels(job, out, n, c0, c1);
         }
         m = stop;
+    }
+}
+
+/* Output pixels [begin, end) of channel group `group`, a slot of panels at a
+ * time when they do not all fit the packed area (each slot reads the input
+ * again; the last one finishes the rows). */
+static void direct_segment(const conv_job *job, int group, size_t begin, size_t end,
+                           float *workspace)
+{
+    const conv_config *cfg = config_of(job->layer);
+    const int per_group = cnn__conv_direct_panels(job->layout, cfg->filters) / job->groups;
+    const int first = group * per_group, last = first + per_group;
+    const int slot = slot_panels(cfg, job->layout);
+    const int c0 = first * job->layout.panel;
+    const int c1 = last * job->layout.panel < cfg->filters ? last * job->layout.panel : cfg->filters;
+    for (int from = first; from < last; from += slot) {
+        const int to = last - from < slot ? last : from + slot;
+        direct_panels(job, from, to, begin, end, c0, c1, to == last, workspace);
     }
 }
 
