@@ -50,7 +50,13 @@ void cnn__gemm_abt_parallel(const cnn_exec *exec, size_t m, int n, int k, const 
 }
 
 #if defined(CNN_HAVE_OPENBLAS)
-/* Declared by OpenBLAS's cblas.h. */
+/* Declared by OpenBLAS's cblas.h. Setting the count around every forward is
+ * cheap: with OpenBLAS 0.3.21 (pthreads) a set_num_threads(1) / (2) pair took
+ * 8 ns and woke no worker, whose threads run only when a threaded call queues
+ * work. The sched_yield seen in profiles of a forward loop comes from those
+ * workers idling after they start, or after the application's own threaded
+ * BLAS calls, for 2^OPENBLAS_THREAD_TIMEOUT cycles (default 2^28, ~0.1 s) on
+ * the other cores; a steady-state profile of LeNet-5 shows none. */
 static pthread_mutex_t blas_lock = PTHREAD_MUTEX_INITIALIZER;
 static int blas_users;
 static int blas_saved_threads;
