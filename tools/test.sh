@@ -13,14 +13,15 @@ mkdir -p "$out"
 passed=0 failed=0 skipped=0
 failures=()
 
-# Adds the counts of one `meson test` run (its testlog.json) to the totals.
+# Adds the counts of one `meson test` run to the totals. meson names the log
+# after the wrapper when there is one (testlog-valgrind.json), hence the glob.
 count_results() {
-    local log=$1/meson-logs/testlog.json counts
-    [ -f "$log" ] || return 0
-    counts=$(/usr/bin/python3 - "$log" <<'PY'
-import json, sys
+    local counts
+    counts=$(/usr/bin/python3 - "$1"/meson-logs/testlog*.json <<'PY'
+import glob, json, sys
 p = f = s = 0
-for line in open(sys.argv[1]):
+lines = [line for path in sys.argv[1:] if glob.glob(path) for line in open(path)]
+for line in lines:
     r = json.loads(line)["result"]
     if r in ("OK", "EXPECTEDFAIL"):
         p += 1
