@@ -136,24 +136,33 @@ def worker(args):
                       batch=l["n"], ms_median=f"{ms:.6f}", gflops=f"{gflops:.3f}",
                       note=f"{args.layout} in; {got} out", reps=args.reps)
 
-        lenet = torch.nn.Sequential(
-            torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-            torch.nn.Flatten(), torch.nn.Linear(400, 120), torch.nn.ReLU(),
-            torch.nn.Linear(120, 84), torch.nn.ReLU(), torch.nn.Linear(84, 10),
-            torch.nn.Softmax(dim=1)).eval().to(memory_format=fmt)
+        # LeNet-5 runs in both memory formats and the faster one counts: the
+        # peer at its best (NCHW measured 20-30% faster here at batch 64).
+        formats = {"channels_last": torch.channels_last, "nchw": torch.contiguous_format}
         for batch in (1, 64):
             name = f"lenet5_b{batch}"
             if not selected(args, name):
                 continue
-            x = torch.rand(batch, 1, 28, 28).contiguous(memory_format=fmt)
-            ms = median_ms(lambda: lenet(x), args)
+            timed = {}
+            for layout, memory_format in formats.items():
+                lenet = torch.nn.Sequential(
+                    torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                    torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                    torch.nn.Flatten(), torch.nn.Linear(400, 120), torch.nn.ReLU(),
+                    torch.nn.Linear(120, 84), torch.nn.ReLU(), torch.nn.Linear(84, 10),
+                    torch.nn.Softmax(dim=1)).eval().to(memory_format=memory_format)
+                x = torch.rand(batch, 1, 28, 28).contiguous(memory_format=memory_format)
+                timed[layout] = median_ms(lambda: lenet(x), args)
+            layout = min(timed, key=timed.get)
+            ms = timed[layout]
             ips = batch / (ms * 1e-3)
+            others = ", ".join(f"{k} {v:.4f} ms" for k, v in timed.items() if k != layout)
             print(f"{name:<13} {threads:>3} {str(batch) + ' 28x28x1 LeNet-5':<26} {ms:9.4f} "
-                  f"{'':>8}  {ips:.0f} images/s", flush=True)
+                  f"{'':>8}  {ips:.0f} images/s ({layout}; {others})", flush=True)
             write_row(writer, impl="torch", kind="e2e", name=name, threads=threads, batch=batch,
                       ms_median=f"{ms:.6f}", images_per_s=f"{ips:.1f}",
-                      note=f"{args.layout} eager", reps=args.reps)
+                      note=f"{layout} eager (faster of both formats; {others})",
+                      reps=args.reps)
     if out_file:
         out_file.close()
     return 0
