@@ -190,12 +190,30 @@ static int uses_direct(const conv_config *cfg)
 
 /* ---- narrow path -----------------------------------------------------------
  *
- * Layers with at most CNN_CONV_NARROW_MAX_COUT output channels and horizontal
- * stride 1, with AVX2: output pixels across the lanes (kernels/conv_narrow.h)
- * from a planar copy of the padded input rows, a band of output rows at a
- * time. Measured at 1 thread against the channel-lane AVX2 loop, GFLOP/s:
- * (filled in below). Both sum each output in the same order, so the choice
- * does not change a bit. */
+ * Layers with few output channels and horizontal stride 1, with AVX2: output
+ * pixels across the lanes (kernels/conv_narrow.h), from a planar copy of the
+ * padded input rows, a band of output rows at a time. Against the AVX2
+ * channel-lane loop at 1 thread, GFLOP/s, narrow / channel-lane (HxWxCin ->
+ * Cout kernel/pad/stride_h):
+ * - up to 4 channels, where the channel-lane loop fills half its lanes or
+ *   less, narrow is ahead or level everywhere: 28x28x1 -> 1 5/2 17.6 / 6.7,
+ *   -> 2 3/1 16.9 / 8.6, 32x32x3 -> 3 3/1 30.0 / 21.8, 56x56x16 -> 4 3/1
+ *   49.9 / 36.4, 28x28x128 -> 3 3/1 31.8 / 23.3, 56x56x32 -> 3 40.4 / 28.0,
+ *   14x14x6 -> 4 31.0 / 29.9, 7x7x3 -> 3 at batch 8 16.1 / 16.3;
+ * - 5 to 7 channels with at most 3 input channels (LeNet's first layer):
+ *   28x28x1 -> 6 5/2 52.0 / 38.8 (70.8 / 39.8 at batch 8), 32x32x3 -> 6 5/0
+ *   68.0 / 53.6, 224x224x3 -> 6 7/3 99.3 / 57.1, 28x28x1 -> 7 5/2 51.0 /
+ *   46.1, 28x28x1 -> 6 5/2 stride_h 2 59.2 / 36.3, 56x56x3 -> 6 3/1 stride_h
+ *   2 39.8 / 41.7;
+ * - 5 to 7 channels with more input channels, the channel-lane loop is level
+ *   or ahead (its 6-7 of 8 lanes cost less than the planar copy, a transposing
+ *   scalar loop, and the narrow loop's row tails): 56x56x32 -> 6 58.2 / 57.7,
+ *   56x56x64 -> 7 53.2 / 56.4, 28x28x16 -> 7 46.0 / 64.7, 14x14x6 -> 7 5/0
+ *   29.1 / 44.4, 10x10x6 -> 6 31.6 / 40.9, so they keep it.
+ * Both loops sum each output in the same order, so the choice does not change
+ * a bit. */
+#define NARROW_MAX_WIDE_COUT 4
+#define NARROW_MAX_IN_C 3
 /* Planar input rows copied per band; the band of one output row must fit. */
 #define NARROW_BAND_FLOATS ((size_t)64 << 10)
 
@@ -210,6 +228,7 @@ static int uses_narrow(const conv_config *cfg)
     const cnn_conv_geometry *g = &cfg->geo;
     size_t one_band;
     return cfg->filters <= CNN_CONV_NARROW_MAX_COUT && g->stride_w == 1 &&
+           (cfg->filters <= NARROW_MAX_WIDE_COUT || g->in_c <= NARROW_MAX_IN_C) &&
            cnn__conv_narrow_avx2() != NULL &&
            cnn__mul_size(narrow_row_floats(g), (size_t)g->kernel_h, &one_band) &&
            one_band <= NARROW_BAND_FLOATS;
