@@ -8,6 +8,17 @@
 
 #include "threads.h"
 
+/* Below this many FLOPs per thread a loop runs on the caller alone. Waking a
+ * sleeping worker costs tens of microseconds, but workers spin for a while
+ * after each loop (threads.c), and handing a loop to a spinning worker costs
+ * under a microsecond, about what one thread computes in 0.05 MFLOP. Measured
+ * on 2 threads (LeNet-5, ms per forward): batch 64 at 1 / 0.5 / 0.25 / 0.1
+ * MFLOP per thread 0.435 / 0.431 / 0.424 / 0.424 (0.25 also splits the
+ * second pooling layer and the 84-unit dense layer); batch 1 stays at 0.0139
+ * down to 0.25 (no layer splits) but takes 0.019 at 0.1, where its small
+ * convolutions split and lose more than they gain. */
+#define CNN_MIN_WORK_PER_THREAD 250000u
+
 typedef struct cnn_exec {
     cnn_pool *pool;              /* NULL when the net runs on one thread */
     int threads;                 /* threads of the pool (1 without one) */

@@ -14,15 +14,16 @@
 #include <unistd.h>
 
 #include "cnn.h"
+#include "exec.h" /* CNN_MIN_WORK_PER_THREAD only */
 #include "net_harness.h"
 #include "reference.h"
 #include "support.h"
 
 #define AGREE_TOL 1e-6 /* another thread count against the 1-thread result */
 #define REF_TOL 1e-5   /* a float net against the double reference (as test_layers) */
-/* src/exec.c runs a loop on fewer threads while each would get less than this
- * much of the work the layer estimates (its CNN_MIN_WORK_PER_THREAD). */
-#define SPLIT_WORK_PER_THREAD 250000u
+/* src/exec.h: a loop runs on fewer threads while each would get less than
+ * this much of the work the layer estimates. */
+#define SPLIT_WORK_PER_THREAD CNN_MIN_WORK_PER_THREAD
 #define MAX_TRIED_THREADS 4
 
 static int repeats(void) { return test_small() ? 2 : 3; }
