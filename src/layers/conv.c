@@ -337,6 +337,17 @@ static void conv_row_sliced(const conv_job *job, size_t m, float *columns)
     finish_rows(job, c, 1);
 }
 
+/* Where the band of output pixels starting at pixel m (of the batch) ends:
+ * rows_per_band rows of m's image on, the image's end, or `end`. */
+static size_t band_stop(const cnn_conv_geometry *g, size_t m, size_t end, int rows_per_band)
+{
+    const size_t pixels = (size_t)g->out_h * (size_t)g->out_w;
+    const int oy = (int)(m % pixels / (size_t)g->out_w);
+    const int last = rows_per_band < g->out_h - oy ? oy + rows_per_band : g->out_h;
+    const size_t stop = m / pixels * pixels + (size_t)last * (size_t)g->out_w;
+    return end < stop ? end : stop;
+}
+
 /* Input rows of output rows [oy0, oy1] of one image, zero-padded and cut to
  * the columns the windows reach: row r is input row oy0 * stride - pad + r. */
 static void fill_band(const cnn_conv_geometry *g, const float *img, int oy0, int oy1, float *band)
@@ -391,9 +402,7 @@ static void direct_panels(const conv_job *job, int from, int to, size_t begin, s
     for (size_t m = begin; m < end;) {
         const size_t image = m / pixels;
         const int oy = (int)(m % pixels / (size_t)g->out_w);
-        const int band_end = rows_per_band < g->out_h - oy ? oy + rows_per_band : g->out_h;
-        const size_t band_stop = image * pixels + (size_t)band_end * (size_t)g->out_w;
-        const size_t stop = end < band_stop ? end : band_stop;
+        const size_t stop = band_stop(g, m, end, rows_per_band);
         const float *img = job->in + image * image_floats;
         int first_row = 0;
         t.src = img;
@@ -472,9 +481,7 @@ static void conv_rows_narrow(const conv_job *job, size_t begin, size_t end, floa
     for (size_t m = begin; m < end;) {
         const size_t image = m / pixels;
         const int oy = (int)(m % pixels / (size_t)g->out_w);
-        const int band_end = rows_per_band < g->out_h - oy ? oy + rows_per_band : g->out_h;
-        const size_t band_stop = image * pixels + (size_t)band_end * (size_t)g->out_w;
-        const size_t stop = end < band_stop ? end : band_stop;
+        const size_t stop = band_stop(g, m, end, rows_per_band);
         const int last_oy = (int)((stop - 1) % pixels / (size_t)g->out_w);
         cnn__conv_narrow_fill_band(g, job->in + image * image_floats, oy * g->stride_h - g->pad_h,
                                    (last_oy - oy) * g->stride_h + g->kernel_h, t.pitch, band);
