@@ -134,6 +134,7 @@ block(const cnn_conv_narrow_task *t, int row, int ox, int valid, float *out, siz
             TAIL(cout, vecs, 5)                                                               \
             TAIL(cout, vecs, 6)                                                               \
             TAIL(cout, vecs, 7)                                                               \
+            TAIL(cout, vecs, 8)                                                               \
         default:                                                                              \
             break;                                                                            \
         }                                                                                     \
