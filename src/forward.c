@@ -18,6 +18,10 @@ void cnn__plan_release(cnn_net *net)
     net->activations[0] = net->activations[1] = NULL;
     net->exec.workspace = NULL;
     net->exec.workspace_floats = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        net->layers[i].packed = NULL;
+        net->layers[i].packed_stamp = 0;
+    }
     net->planned_batch = 0;
     net->planned_layers = 0;
     net->planned_threads = 0;
@@ -33,6 +37,7 @@ typedef struct plan_sizes {
     size_t act_floats;        /* each of the two ping-pong buffers */
     int pingpong;             /* how many of them the net needs (0..2) */
     size_t work_floats;       /* each thread's workspace, rounded to the alignment */
+    size_t packed_floats;     /* every layer's packed weights, each rounded likewise */
     size_t bytes;             /* all of it, each region aligned */
 } plan_sizes;
 
@@ -42,9 +47,15 @@ static size_t round_up_floats(size_t floats)
     return (floats + unit - 1) / unit * unit;
 }
 
+/* Floats of layer's packed weights, rounded to the alignment (0: none). */
+static size_t packed_floats(const cnn_layer *layer)
+{
+    return layer->ops->packed_floats ? round_up_floats(layer->ops->packed_floats(layer)) : 0;
+}
+
 static cnn_status plan_sizes_for(const cnn_net *net, int batch, int threads, plan_sizes *out)
 {
-    size_t act = 0, work = 0;
+    size_t act = 0, work = 0, packed = 0;
     for (int i = 0; i < net->n_layers; i++) {
         const cnn_layer *layer = &net->layers[i];
         size_t n, w = 0;
@@ -61,6 +72,8 @@ static cnn_status plan_sizes_for(const cnn_net *net, int batch, int threads, pla
                                    "workspace for %d images overflows size_t", batch);
         if (w > work)
             work = w;
+        /* No overflow: each copy is about the size of weights that exist. */
+        packed += packed_floats(layer);
     }
     out->pingpong = net->n_layers > 2 ? 2 : (net->n_layers > 1 ? 1 : 0);
     out->act_floats = round_up_floats(act);
@@ -69,17 +82,19 @@ static cnn_status plan_sizes_for(const cnn_net *net, int batch, int threads, pla
     if (out->act_floats < act || out->work_floats < work ||
         !cnn__mul_size(out->act_floats, (size_t)out->pingpong, &acts) ||
         !cnn__mul_size(out->work_floats, (size_t)threads, &works) ||
-        !cnn__add_size(acts, works, &total) || !cnn__mul_size(total, sizeof(float), &total) ||
+        !cnn__add_size(acts, works, &total) || !cnn__add_size(total, packed, &total) ||
+        !cnn__mul_size(total, sizeof(float), &total) ||
         !cnn__add_size(total, CNN_SCRATCH_ALIGN, &total) || !cnn__fits_object(total))
         return cnn__fail(net, CNN_E_OVERFLOW,
                          "cnn_forward: scratch for %d images on %d threads is too large", batch,
                          threads);
+    out->packed_floats = packed;
     out->bytes = total;
     return CNN_OK;
 }
 
 /* Lays the regions out in `block` (aligned up inside it). */
-static void carve(cnn_net *net, void *block, const plan_sizes *sizes)
+static void carve(cnn_net *net, void *block, const plan_sizes *sizes, int threads)
 {
     uintptr_t at = ((uintptr_t)block + CNN_SCRATCH_ALIGN - 1) & ~(uintptr_t)(CNN_SCRATCH_ALIGN - 1);
     float *base = (float *)(void *)((unsigned char *)block + (at - (uintptr_t)block));
@@ -87,6 +102,14 @@ static void carve(cnn_net *net, void *block, const plan_sizes *sizes)
     net->activations[1] = sizes->pingpong >= 2 ? base + sizes->act_floats : NULL;
     net->exec.workspace = base + sizes->act_floats * (size_t)sizes->pingpong;
     net->exec.workspace_floats = sizes->work_floats;
+    float *packed = net->exec.workspace + sizes->work_floats * (size_t)threads;
+    for (int i = 0; i < net->n_layers; i++) {
+        cnn_layer *layer = &net->layers[i];
+        const size_t floats = packed_floats(layer);
+        layer->packed = floats ? packed : NULL;
+        layer->packed_stamp = 0;
+        packed += floats;
+    }
 }
 
 /* Starts or replaces the worker threads; the old pool stays on failure. */
@@ -132,13 +155,26 @@ static cnn_status ensure_plan(cnn_net *net, int batch)
     }
     cnn__plan_release(net);
     net->scratch = own ? block : NULL;
-    carve(net, block, &sizes);
+    carve(net, block, &sizes, threads);
     net->exec.pool = net->pool;
     net->exec.threads = threads;
     net->planned_batch = batch;
     net->planned_layers = net->n_layers;
     net->planned_threads = threads;
     return CNN_OK;
+}
+
+/* Packs again the weights of layers whose parameters changed since (or were
+ * never packed into this plan). */
+static void repack_stale(cnn_net *net)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        cnn_layer *layer = &net->layers[i];
+        if (layer->packed && layer->packed_stamp != layer->params->stamp) {
+            layer->ops->pack_weights(layer, layer->packed);
+            layer->packed_stamp = layer->params->stamp;
+        }
+    }
 }
 
 static int ranges_overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes)
@@ -178,6 +214,7 @@ cnn_status cnn_forward(cnn_net *net, const float *input, int batch, float *outpu
     cnn_status st = ensure_plan(net, batch);
     if (st != CNN_OK)
         return st;
+    repack_stale(net);
     cnn__blas_serial_begin();
     const float *src = input;
     int next_buffer = 0; /* alternates per step, so a step never reads what it writes */

@@ -22,6 +22,10 @@ typedef struct cnn_params {
     size_t n_bias;
     float *weights; /* n_weights floats, native layout */
     float *bias;    /* n_bias floats, NULL when n_bias == 0 */
+    /* Unique in the process, and new whenever the values may change (a new
+     * block, or a private one about to be written): what a net packed from
+     * these parameters is current while the stamps agree. Never 0. */
+    uint64_t stamp;
 } cnn_params;
 
 typedef struct cnn_layer cnn_layer;
@@ -56,6 +60,12 @@ typedef struct cnn_layer_ops {
     void (*weights_from_pytorch)(const cnn_layer *layer, const float *src, float *dst);
     void (*weights_to_pytorch)(const cnn_layer *layer, const float *src, float *dst);
     void (*fans)(const cnn_layer *layer, double *fan_in, double *fan_out);
+    /* Optional: floats of the copy of the weights that forward reads in the
+     * order its loops want (0: this layer's path needs none), and the packing
+     * into it. The driver keeps the copy in the net's plan and packs again
+     * only when the parameters' stamp changes (DESIGN.md: weights packed once). */
+    size_t (*packed_floats)(const cnn_layer *layer);
+    void (*pack_weights)(const cnn_layer *layer, float *packed);
 } cnn_layer_ops;
 
 struct cnn_layer {
@@ -65,6 +75,11 @@ struct cnn_layer {
     void *config;        /* kind-specific, immutable once added */
     size_t config_size;
     cnn_params *params;  /* NULL for kinds without parameters */
+    /* ops->pack_weights' copy, in the forward plan's scratch (NULL without a
+     * plan or a copy), and the stamp of the parameters it was packed from (0:
+     * not packed yet). Set by the forward driver only. */
+    float *packed;
+    uint64_t packed_stamp;
 };
 
 /* What a builder hands to the driver to append a layer. */

@@ -88,6 +88,11 @@ void cnn_net_destroy(cnn_net *net)
     cnn__net_count_add(-1);
 }
 
+/* Parameter stamps: unique in the process, never 0. */
+static atomic_uint_fast64_t last_stamp;
+
+static uint64_t next_stamp(void) { return (uint64_t)atomic_fetch_add(&last_stamp, 1) + 1; }
+
 /* One block holds the header, the weights and the biases. */
 static cnn_params *params_new(size_t n_weights, size_t n_bias)
 {
@@ -105,6 +110,7 @@ static cnn_params *params_new(size_t n_weights, size_t n_bias)
     p->n_bias = n_bias;
     p->weights = (float *)(void *)(block + header);
     p->bias = n_bias ? p->weights + n_weights : NULL;
+    p->stamp = next_stamp();
     return p;
 }
 
@@ -149,6 +155,8 @@ cnn_status cnn__net_append(cnn_net *net, const cnn_layer_spec *spec, int *index)
     layer->config = config;
     layer->config_size = spec->config_size;
     layer->params = params;
+    layer->packed = NULL;
+    layer->packed_stamp = 0;
     net->n_layers = at + 1;
     if (index)
         *index = at;
@@ -185,6 +193,8 @@ cnn_status cnn_net_clone(const cnn_net *source, cnn_net **out)
         memcpy(config, from->config, from->config_size);
         clone->layers[i] = *from;
         clone->layers[i].config = config;
+        clone->layers[i].packed = NULL; /* the source's copy lives in its plan */
+        clone->layers[i].packed_stamp = 0;
         if (from->params)
             atomic_fetch_add(&from->params->refs, 1);
         clone->n_layers = i + 1;
@@ -198,8 +208,10 @@ cnn_status cnn__layer_params_unshare(cnn_net *net, int index)
 {
     cnn_layer *layer = &net->layers[index];
     cnn_params *old = layer->params;
-    if (atomic_load(&old->refs) == 1)
+    if (atomic_load(&old->refs) == 1) {
+        old->stamp = next_stamp(); /* about to be written: packed copies go stale */
         return CNN_OK;
+    }
     cnn_params *own = params_new(old->n_weights, old->n_bias);
     if (!own)
         return cnn__layer_fail(net, index, layer->ops->name, CNN_E_NOMEM,

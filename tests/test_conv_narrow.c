@@ -260,7 +260,8 @@ static void setup_rows(narrow_setup *s, const cnn_conv_geometry *g, int cout, co
     s->packed = aligned_floats(packed_floats + GUARD);
     fill_canary(s->packed, packed_floats + GUARD);
     s->t = (cnn_conv_narrow_task){ NULL, NULL, 0, cout, g->in_c, s->band, pitch };
-    cnn__conv_narrow_pack(g, w, cout, pitch, s->packed, &s->t);
+    cnn__conv_narrow_pack(g, w, cout, pitch, s->packed);
+    cnn__conv_narrow_view(g, cout, s->packed, &s->t);
     for (size_t i = packed_floats; i < packed_floats + GUARD; i++)
         ck_assert_msg(is_canary(s->packed[i]), "%s: packing wrote past its %zu floats", what,
                       packed_floats);
@@ -611,7 +612,8 @@ START_TEST(pack_matches_definition)
             float *packed = aligned_floats(floats + GUARD);
             fill_canary(packed, floats + GUARD);
             cnn_conv_narrow_task t = { NULL, NULL, 0, cout, g.in_c, NULL, pitch };
-            cnn__conv_narrow_pack(&g, w, cout, pitch, packed, &t);
+            cnn__conv_narrow_pack(&g, w, cout, pitch, packed);
+            cnn__conv_narrow_view(&g, cout, packed, &t);
             char what[160];
             describe(what, sizeof what, &g, cout);
             ck_assert_ptr_eq(t.weights, packed);

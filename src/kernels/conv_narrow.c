@@ -19,19 +19,22 @@ size_t cnn__conv_narrow_pitch(const cnn_conv_geometry *g)
     return (padded + CNN_CONV_NARROW_SLACK + 7) / 8 * 8;
 }
 
+/* Floats of the [k][cout] weights, rounded up so the offsets after them stay aligned. */
+static size_t weight_floats(size_t k, int cout) { return (k * (size_t)cout + 15) / 16 * 16; }
+
 size_t cnn__conv_narrow_packed_floats(const cnn_conv_geometry *g, int cout)
 {
     const size_t k = (size_t)g->kernel_h * (size_t)g->kernel_w * (size_t)g->in_c;
-    return (k * (size_t)cout + 15) / 16 * 16 + (k + 15) / 16 * 16;
+    return weight_floats(k, cout) + (k + 15) / 16 * 16;
 }
 
 void cnn__conv_narrow_pack(const cnn_conv_geometry *g, const float *ohwi, int cout,
-                           size_t pitch, float *packed, cnn_conv_narrow_task *t)
+                           size_t pitch, float *packed)
 {
     const size_t in_c = (size_t)g->in_c, kw = (size_t)g->kernel_w;
     const size_t k = (size_t)g->kernel_h * kw * in_c;
-    /* The offsets share the float workspace; nothing reads them as floats. */
-    unsigned *offsets = (unsigned *)(packed + (k * (size_t)cout + 15) / 16 * 16);
+    /* The offsets share the float block; nothing reads them as floats. */
+    unsigned *offsets = (unsigned *)(packed + weight_floats(k, cout));
     for (size_t j = 0; j < k; j++) {
         for (size_t c = 0; c < (size_t)cout; c++)
             packed[j * (size_t)cout + c] = ohwi[c * k + j];
@@ -39,8 +42,14 @@ void cnn__conv_narrow_pack(const cnn_conv_geometry *g, const float *ohwi, int co
         /* Below one band (at most NARROW_BAND_FLOATS in conv.c), so it fits. */
         offsets[j] = (unsigned)((ky * in_c + ci) * pitch + kx);
     }
+}
+
+void cnn__conv_narrow_view(const cnn_conv_geometry *g, int cout, const float *packed,
+                           cnn_conv_narrow_task *t)
+{
+    const size_t k = (size_t)g->kernel_h * (size_t)g->kernel_w * (size_t)g->in_c;
     t->weights = packed;
-    t->offsets = offsets;
+    t->offsets = (const unsigned *)(packed + weight_floats(k, cout));
     t->k = k;
 }
 

@@ -40,14 +40,19 @@ typedef struct cnn_conv_narrow_task {
     size_t pitch;
 } cnn_conv_narrow_task;
 
-/* Floats cnn__conv_narrow_pack needs (weights and offsets), a multiple of 16. */
+/* Floats cnn__conv_narrow_pack writes (weights and offsets), a multiple of 16. */
 size_t cnn__conv_narrow_packed_floats(const cnn_conv_geometry *g, int cout);
 
 /* Lays out OHWI weights as [k][cout] at `packed` and, after them, the offset
  * of each window element (ky, kx, ci) from a window's top-left band float:
- * (ky * in_c + ci) * pitch + kx. Sets t's weights, offsets and k. */
+ * (ky * in_c + ci) * pitch + kx. */
 void cnn__conv_narrow_pack(const cnn_conv_geometry *g, const float *ohwi, int cout,
-                           size_t pitch, float *packed, cnn_conv_narrow_task *t);
+                           size_t pitch, float *packed);
+
+/* Points t's weights and offsets into `packed` (by cnn__conv_narrow_pack) and
+ * sets its k. */
+void cnn__conv_narrow_view(const cnn_conv_geometry *g, int cout, const float *packed,
+                           cnn_conv_narrow_task *t);
 
 /* n (>= 1) pixels of one output row, columns [ox, ox + n), whose windows
  * start at band row `row` (output row oy of a stride-s layer starts at band

@@ -120,23 +120,16 @@ static size_t tile_floats(const conv_config *cfg, size_t m)
 
 static int is_padded(const conv_config *cfg) { return cfg->geo.pad_h || cfg->geo.pad_w; }
 
-/* Panels packed at a time: all of them, or as many as DIRECT_MAX_PACKED_FLOATS
- * holds (at least one: uses_direct checks). */
+/* Panels a chunk of pixels runs through before the next slot of panels: all
+ * of them, or as many as DIRECT_MAX_PACKED_FLOATS holds (at least one:
+ * uses_direct checks). The bound came from packing a slot at a time into the
+ * workspace; the packed weights now live in the plan, and the slots stay as
+ * the loop order measured above. */
 static int slot_panels(const conv_config *cfg, cnn_conv_direct_layout layout)
 {
     const int panels = cnn__conv_direct_panels(layout, cfg->filters);
     size_t fit = DIRECT_MAX_PACKED_FLOATS / ((size_t)cfg->k * (size_t)layout.panel);
     return fit < (size_t)panels ? (int)fit : panels;
-}
-
-/* Floats of the packed weights a thread holds at a time, rounded up to 16 so
- * the band after them stays 64-byte aligned (products below the weights' size). */
-static size_t packed_floats(const conv_config *cfg)
-{
-    const cnn_conv_direct_layout layout = cnn__conv_direct_layout(cfg->filters);
-    const size_t all = (size_t)cfg->k * cnn__conv_direct_cout_pad(cfg->filters);
-    const size_t slot = (size_t)slot_panels(cfg, layout) * (size_t)layout.panel * (size_t)cfg->k;
-    return ((slot < all ? slot : all) + 15) / 16 * 16;
 }
 
 /* Floats of one padded input row: the columns the windows reach, in_c each. */
@@ -269,13 +262,11 @@ static int conv_workspace(const cnn_layer *layer, int batch, size_t *floats)
     if (!cnn__mul3_size((size_t)batch, (size_t)cfg->geo.out_h, (size_t)cfg->geo.out_w, &m))
         return 0;
     if (uses_narrow(cfg)) {
-        *floats = cnn__conv_narrow_packed_floats(&cfg->geo, cfg->filters) +
-                  narrow_band_floats(&cfg->geo);
+        *floats = narrow_band_floats(&cfg->geo);
         return 1;
     }
     if (uses_direct(cfg)) {
-        /* Packed weights (a multiple of 16 floats, so the band stays 64-byte aligned). */
-        *floats = packed_floats(cfg) + (is_padded(cfg) ? band_floats(&cfg->geo) : 0);
+        *floats = is_padded(cfg) ? band_floats(&cfg->geo) : 0;
         return 1;
     }
     if (is_pointwise(cfg)) {
@@ -387,14 +378,12 @@ static void direct_panels(const conv_job *job, int from, int to, size_t begin, s
     const size_t c = (size_t)g->in_c, cout = (size_t)cfg->filters;
     const size_t pixels = (size_t)g->out_h * (size_t)g->out_w;
     const size_t image_floats = (size_t)g->in_h * (size_t)g->in_w * c;
-    const size_t panel_floats = (size_t)job->layout.panel * (size_t)cfg->k;
     const int padded = is_padded(cfg);
     const int rows_per_band = padded ? band_rows(g) : g->out_h;
     size_t chunk = DIRECT_CHUNK_FLOATS / (size_t)(c1 - c0) / 24 * 24;
     chunk = chunk ? chunk : 24;
-    float *band = workspace + packed_floats(cfg);
-    int unpacked = from; /* panels [unpacked, to) are not packed yet */
-    cnn_conv_direct_task t = { workspace, from, job->layout, cfg->filters, g->kernel_h,
+    float *band = workspace;
+    cnn_conv_direct_task t = { job->layer->packed, 0, job->layout, cfg->filters, g->kernel_h,
                                g->kernel_w * g->in_c, NULL, 0, 0, (size_t)g->stride_w * c,
                                g->out_w };
     t.row_stride = padded ? band_row_floats(g) : (size_t)g->in_w * c;
@@ -417,16 +406,7 @@ static void direct_panels(const conv_job *job, int from, int to, size_t begin, s
             float *out = job->out + m * cout;
             const int cy = (int)(pixel / (size_t)g->out_w) - first_row;
             const int cx = (int)(pixel % (size_t)g->out_w);
-            /* The first chunk packs each panel right before its pass, so the
-             * pass finds it in cache (1-2% faster than packing all first). */
-            if (unpacked == to)
-                cnn__conv_direct(&t, cy, cx, n, from, to, out);
-            for (; unpacked < to; unpacked++) {
-                cnn__conv_direct_pack(job->layer->params->weights, (size_t)cfg->k, cfg->filters,
-                                      job->layout, unpacked, unpacked + 1,
-                                      workspace + (size_t)(unpacked - from) * panel_floats);
-                cnn__conv_direct(&t, cy, cx, n, unpacked, unpacked + 1, out);
-            }
+            cnn__conv_direct(&t, cy, cx, n, from, to, out);
             if (finish)
                 finish_channels(job, out, n, c0, c1);
         }
@@ -474,10 +454,10 @@ static void conv_rows_narrow(const conv_job *job, size_t begin, size_t end, floa
     const size_t image_floats = (size_t)g->in_h * (size_t)g->in_w * (size_t)g->in_c;
     const int rows_per_band = narrow_band_rows(g);
     const cnn_conv_narrow_fn row_fn = cnn__conv_narrow_avx2();
-    float *band = workspace + cnn__conv_narrow_packed_floats(g, cfg->filters);
+    float *band = workspace;
     cnn_conv_narrow_task t = { NULL, NULL, 0, cfg->filters, g->in_c, band,
                                cnn__conv_narrow_pitch(g) };
-    cnn__conv_narrow_pack(g, job->layer->params->weights, cfg->filters, t.pitch, workspace, &t);
+    cnn__conv_narrow_view(g, cfg->filters, job->layer->packed, &t);
     for (size_t m = begin; m < end;) {
         const size_t image = m / pixels;
         const int oy = (int)(m % pixels / (size_t)g->out_w);
@@ -550,6 +530,32 @@ static void conv_forward(const cnn_layer *layer, const float *in, float *out, in
     cnn__parallel_for(exec, items, work, conv_rows, &job);
 }
 
+/* The packed weights the layer's path reads (none for im2col + SGEMM, which
+ * reads the OHWI weights as they are). */
+static size_t conv_packed_floats(const cnn_layer *layer)
+{
+    const conv_config *cfg = config_of(layer);
+    if (uses_narrow(cfg))
+        return cnn__conv_narrow_packed_floats(&cfg->geo, cfg->filters);
+    if (uses_direct(cfg))
+        return (size_t)cfg->k * cnn__conv_direct_cout_pad(cfg->filters);
+    return 0;
+}
+
+static void conv_pack_weights(const cnn_layer *layer, float *packed)
+{
+    const conv_config *cfg = config_of(layer);
+    const float *weights = layer->params->weights;
+    if (uses_narrow(cfg)) {
+        cnn__conv_narrow_pack(&cfg->geo, weights, cfg->filters,
+                              cnn__conv_narrow_pitch(&cfg->geo), packed);
+        return;
+    }
+    const cnn_conv_direct_layout layout = cnn__conv_direct_layout(cfg->filters);
+    cnn__conv_direct_pack(weights, (size_t)cfg->k, cfg->filters, layout, 0,
+                          cnn__conv_direct_panels(layout, cfg->filters), packed);
+}
+
 static uint64_t conv_flops(const cnn_layer *layer)
 {
     const conv_config *cfg = config_of(layer);
@@ -613,6 +619,8 @@ const cnn_layer_ops cnn__conv_ops = {
     .weights_from_pytorch = conv_from_pytorch,
     .weights_to_pytorch = conv_to_pytorch,
     .fans = conv_fans,
+    .packed_floats = conv_packed_floats,
+    .pack_weights = conv_pack_weights,
 };
 
 void cnn_conv_desc_init(cnn_conv_desc *desc)
