@@ -243,7 +243,8 @@ CNN_API cnn_status cnn_layer_add_softmax(cnn_net *net, int *index);
  * (cnn_net_output_shape()). The two buffers must not overlap. The first call
  * for a given batch size (or after the net grew, or its thread count or
  * workspace changed) plans the net's scratch and starts its threads; later
- * calls with the same batch size allocate nothing. Results are bit-identical
+ * calls with the same batch size allocate nothing. Convolution weights are
+ * packed into the scratch at the first call after they were set or changed. Results are bit-identical
  * run after run for the same input, batch size and thread count.
  * @return ::CNN_OK, ::CNN_E_NULL_ARG, ::CNN_E_INVALID_ARG (batch < 1),
  *         ::CNN_E_EMPTY_NET, ::CNN_E_OVERLAP, ::CNN_E_OVERFLOW, ::CNN_E_NOMEM,
@@ -280,8 +281,10 @@ CNN_API cnn_status cnn_net_get_threads(const cnn_net *net, int *threads);
 
 /**
  * Bytes of scratch one cnn_forward() of `batch` images needs with the net's
- * current layers and thread count: the buffers between layers plus each
- * thread's im2col column buffer (at most 4 MiB per thread), aligned.
+ * current layers and thread count: the buffers between layers, each thread's
+ * im2col column buffer or padded input rows (at most 4 MiB per thread), and a
+ * copy of the weights of each convolution that runs a direct loop, packed in
+ * the order the loop reads them; aligned.
  * @return ::CNN_OK, ::CNN_E_NULL_ARG, ::CNN_E_INVALID_ARG, ::CNN_E_OVERFLOW
  */
 CNN_API cnn_status cnn_net_workspace_size(const cnn_net *net, int batch, size_t *bytes);

@@ -96,21 +96,29 @@ static size_t tile_floats(const conv_config *cfg, size_t m)
  * The choice depends on the shape and the dispatch level only (both fixed for
  * the process), so a layer takes the same path on every run and thread count.
  *
- * Threads: by default they split the output pixels, and each packs all the
+ * Threads: by default they split the output pixels, and each streams all the
  * weights. When the weights outnumber the input floats more than twice and
  * the panels divide evenly, each of T threads instead takes 1/T of the panels
- * for every pixel and packs only those, at the price of reading (and, when
- * padded, copying) all the input. 2 threads, GFLOP/s by pixels -> by panels
- * (weights / input): 14x14x256 -> 256 3x3 p1 206 -> 217 (11.8), 14x14x512 ->
+ * for every pixel and reads only those weights, at the price of reading (and,
+ * when padded, copying) all the input. 2 threads, GFLOP/s by pixels -> by
+ * panels (weights / input), measured when each thread still packed its
+ * weights per call: 14x14x256 -> 256 3x3 p1 206 -> 217 (11.8), 14x14x512 ->
  * 128 203 -> 215 (5.9), 28x28x256 -> 256 222 -> 224 (2.9), 28x28x128 -> 128
  * 224 -> 219 (1.5), the same at batch 8 219 either way (1.5). Either way each
- * output is summed in the same order, so the split does not change a bit. */
+ * output is summed in the same order, so the split does not change a bit.
+ *
+ * The packed weights (all panels, or the narrow path's [k][cout] copy) are
+ * made by the forward driver once per plan and again only when the weights
+ * change (ops packed_floats / pack_weights); they were packed on every call
+ * before, which cost 6-7% of a 14x14x256 -> 256 forward. */
 #define DIRECT_PORTABLE_MAX_IN_C 16
 #define DIRECT_PORTABLE_MAX_POINTWISE_IN_C 8
 #define DIRECT_PORTABLE_MAX_PACKED_FLOATS ((size_t)64 << 10)
 /* Zero-padded input rows copied per band of output rows (padded layers only). */
 #define DIRECT_BAND_FLOATS ((size_t)64 << 10)
-/* Packed weights and a band together fit 4 MiB. */
+/* Packed weights and a band together fit 4 MiB (the bound from when the
+ * weights were packed into the per-thread workspace; it still sets which
+ * layers take the direct path, and the slots below). */
 #define DIRECT_MAX_PACKED_FLOATS (((size_t)1 << 20) - DIRECT_BAND_FLOATS)
 /* Output floats of one chunk of pixels, which runs through all of a thread's
  * panels before bias and activation run on it (while in L2). Pixel counts are
