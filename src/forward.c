@@ -165,12 +165,15 @@ static cnn_status ensure_plan(cnn_net *net, int batch)
 }
 
 /* Packs again the weights of layers whose parameters changed since (or were
- * never packed into this plan). */
+ * never packed into this plan). A caller's block is promised untouched only
+ * during a pass (cnn_net_set_workspace), and may be shared by nets run one
+ * after another, so a copy in it is packed again every pass. */
 static void repack_stale(cnn_net *net)
 {
+    const int every_pass = net->user_workspace != NULL;
     for (int i = 0; i < net->n_layers; i++) {
         cnn_layer *layer = &net->layers[i];
-        if (layer->packed && layer->packed_stamp != layer->params->stamp) {
+        if (layer->packed && (every_pass || layer->packed_stamp != layer->params->stamp)) {
             layer->ops->pack_weights(layer, layer->packed);
             layer->packed_stamp = layer->params->stamp;
         }

@@ -78,10 +78,10 @@ void cnn_net_destroy(cnn_net *net)
 {
     if (!net)
         return;
+    cnn__plan_release(net); /* first: it clears each layer's packed copy */
     for (int i = 0; i < net->n_layers; i++)
         layer_release(&net->layers[i]);
     cnn__free(net->layers);
-    cnn__plan_release(net);
     cnn__pool_destroy(net->pool);
     cnn__free(net->error);
     cnn__free(net);
