@@ -296,7 +296,10 @@ CNN_API cnn_status cnn_net_workspace_size(const cnn_net *net, int batch, size_t 
  * the caller during a forward pass, until the net is destroyed or another
  * block (or NULL, which returns to the net's own memory) is set. A forward
  * pass whose scratch (cnn_net_workspace_size()) exceeds `bytes` fails with
- * ::CNN_E_BUFFER_SIZE. Clones do not inherit the block.
+ * ::CNN_E_BUFFER_SIZE. Clones do not inherit the block. The block is scratch
+ * only: between passes the caller may reuse it, or hand it to another net, so
+ * a net working in it packs its convolution weights into it on every pass (in
+ * its own memory, only after the weights change).
  * @return ::CNN_OK, ::CNN_E_NULL_ARG (NULL net, or NULL block with bytes > 0)
  */
 CNN_API cnn_status cnn_net_set_workspace(cnn_net *net, void *workspace, size_t bytes);
