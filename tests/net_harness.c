@@ -57,3 +57,18 @@ void harness_expect_close(const float *y, const double *ref, size_t n, double to
     double err = test_rel_error(y, ref, n);
     ck_assert_msg(err <= tol, "%s: relative error %g exceeds %g", what, err, tol);
 }
+
+cnn_conv_desc harness_conv_desc(ref_window w, int filters, int bias)
+{
+    cnn_conv_desc d;
+    cnn_conv_desc_init(&d);
+    d.filters = filters;
+    d.kernel_h = w.kh;
+    d.kernel_w = w.kw;
+    d.stride_h = w.sh;
+    d.stride_w = w.sw;
+    d.pad_h = w.ph;
+    d.pad_w = w.pw;
+    d.bias = bias;
+    return d;
+}

@@ -15,6 +15,9 @@ void harness_ok(const cnn_net *net, cnn_status st, const char *what);
 /* A new empty net for inputs of s.h x s.w x s.c. */
 cnn_net *harness_net(ref_shape s);
 
+/* A convolution of `filters` kernels over window w, with or without bias. */
+cnn_conv_desc harness_conv_desc(ref_window w, int filters, int bias);
+
 /* A new buffer of n uniform floats in [lo, hi). */
 float *harness_random(test_rng *rng, size_t n, float lo, float hi);
 

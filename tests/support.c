@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void test_rng_seed(test_rng *rng, uint64_t seed) { rng->state = seed * 2862933555777941757ULL + 3037000493ULL; }
 
@@ -76,4 +77,21 @@ void *test_xmalloc(size_t bytes)
         abort();
     }
     return p;
+}
+
+#define TEST_CANARY_BITS 0x7fc0beefu
+
+float test_canary(void)
+{
+    uint32_t bits = TEST_CANARY_BITS;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+int test_is_canary(float f)
+{
+    uint32_t bits;
+    memcpy(&bits, &f, sizeof bits);
+    return bits == TEST_CANARY_BITS;
 }

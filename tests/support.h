@@ -29,4 +29,9 @@ int test_small(void);
 /* malloc that never returns NULL to the test (aborts the test process instead). */
 void *test_xmalloc(size_t bytes);
 
+/* A NaN with a payload no kernel computes: fills memory a kernel must leave
+ * alone, and test_is_canary tells whether a float still holds it. */
+float test_canary(void);
+int test_is_canary(float f);
+
 #endif

@@ -46,16 +46,7 @@ static void describe(char *buf, size_t size, const direct_case *dc)
 static cnn_net *conv_net(const direct_case *dc, const char *what)
 {
     cnn_net *net = harness_net(dc->in);
-    cnn_conv_desc d;
-    cnn_conv_desc_init(&d);
-    d.filters = dc->filters;
-    d.kernel_h = dc->win.kh;
-    d.kernel_w = dc->win.kw;
-    d.stride_h = dc->win.sh;
-    d.stride_w = dc->win.sw;
-    d.pad_h = dc->win.ph;
-    d.pad_w = dc->win.pw;
-    d.bias = dc->bias;
+    cnn_conv_desc d = harness_conv_desc(dc->win, dc->filters, dc->bias);
     harness_ok(net, cnn_layer_add_conv(net, &d, NULL), what);
     return net;
 }

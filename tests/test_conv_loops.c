@@ -24,7 +24,6 @@
 
 #define TOL 1e-5           /* a pixel's channels against the double reference */
 #define GUARD 64           /* canary floats after a run's output */
-#define CANARY 0x7fc0beefu /* a NaN no loop computes: marks untouched floats */
 
 typedef struct loop {
     const char *name;
@@ -44,20 +43,6 @@ static int available_loops(loop *loops)
     return n;
 }
 
-static float canary(void)
-{
-    uint32_t bits = CANARY;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-static int is_canary(float f)
-{
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    return bits == CANARY;
-}
 
 static float *aligned_floats(size_t n)
 {
@@ -129,7 +114,7 @@ static void check_loop(const loop *l, const loop_case *c, const float *x, const 
     const size_t floats = c->n * cout + GUARD;
     float *out = aligned_floats(floats);
     for (size_t i = 0; i < floats; i++)
-        out[i] = canary();
+        out[i] = test_canary();
     l->fn(&t, (int)(c->start / (size_t)c->out_w), (int)(c->start % (size_t)c->out_w), c->n,
           first, end, out);
     const int c0 = first * layout.panel;
@@ -139,7 +124,7 @@ static void check_loop(const loop *l, const loop_case *c, const float *x, const 
         for (int o = 0; o < c->cout; o++) {
             float y = out[p * cout + (size_t)o];
             if (o < c0 || o >= c1) {
-                ck_assert_msg(is_canary(y), "%s: pixel %zu channel %d outside panels %d..%d "
+                ck_assert_msg(test_is_canary(y), "%s: pixel %zu channel %d outside panels %d..%d "
                               "was written", what, p, o, first, end);
                 continue;
             }
@@ -152,7 +137,7 @@ static void check_loop(const loop *l, const loop_case *c, const float *x, const 
                       "%s: pixel %zu off by %g (scale %g)", what, p, err, scale);
     }
     for (size_t i = c->n * cout; i < floats; i++)
-        ck_assert_msg(is_canary(out[i]), "%s: wrote %zu floats past the run", what,
+        ck_assert_msg(test_is_canary(out[i]), "%s: wrote %zu floats past the run", what,
                       i - c->n * cout + 1);
     free(out);
     free(packed);
@@ -286,7 +271,7 @@ START_TEST(pack_matches_definition)
                 float *packed = aligned_floats(total);
                 test_fill_uniform(&rng, w, k * (size_t)cout, -1.0f, 1.0f);
                 for (size_t i = 0; i < total; i++)
-                    packed[i] = canary();
+                    packed[i] = test_canary();
                 int first = test_rng_int(&rng, 0, panels - 1);
                 int end = test_rng_int(&rng, first + 1, panels);
                 cnn__conv_direct_pack(w, k, cout, l, first, end, packed);
@@ -305,7 +290,7 @@ START_TEST(pack_matches_definition)
                     used += k * width;
                 }
                 for (size_t i = used; i < total; i++)
-                    ck_assert_msg(is_canary(packed[i]), "layout %zu cout %d k %zu panels "
+                    ck_assert_msg(test_is_canary(packed[i]), "layout %zu cout %d k %zu panels "
                                   "%d..%d: wrote float %zu, past their %zu", li, cout, k, first,
                                   end, i, used);
                 ck_assert_uint_le(used, total);

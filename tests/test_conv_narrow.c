@@ -40,22 +40,7 @@
 #define TOL 1e-5           /* a pixel's error over its largest sum of |products| */
 #define NET_TOL 1e-5       /* a net's output against the double reference (normwise) */
 #define GUARD 64           /* canary floats around an output run or a buffer */
-#define CANARY 0x7fc0beefu /* a NaN no loop computes: marks untouched floats */
 
-static float canary(void)
-{
-    uint32_t bits = CANARY;
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
-
-static int is_canary(float f)
-{
-    uint32_t bits;
-    memcpy(&bits, &f, sizeof bits);
-    return bits == CANARY;
-}
 
 static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
@@ -69,7 +54,7 @@ static float *aligned_floats(size_t n)
 static void fill_canary(float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        x[i] = canary();
+        x[i] = test_canary();
 }
 
 /* Nonzero when CNN_FORCE_PORTABLE or CNN_MAX_SIMD=portable lowers the level
@@ -178,7 +163,7 @@ static void check_band(const cnn_conv_geometry *g, const float *x, int y0, int r
             }
     const float *after = band + (size_t)rows * in_c * pitch;
     for (size_t i = 0; i < floats_after; i++)
-        ck_assert_msg(is_canary(after[i]), "%s: band fill wrote float %zu past its %d rows",
+        ck_assert_msg(test_is_canary(after[i]), "%s: band fill wrote float %zu past its %d rows",
                       what, i, rows);
 }
 
@@ -263,7 +248,7 @@ static void setup_rows(narrow_setup *s, const cnn_conv_geometry *g, int cout, co
     cnn__conv_narrow_pack(g, w, cout, pitch, s->packed);
     cnn__conv_narrow_view(g, cout, s->packed, &s->t);
     for (size_t i = packed_floats; i < packed_floats + GUARD; i++)
-        ck_assert_msg(is_canary(s->packed[i]), "%s: packing wrote past its %zu floats", what,
+        ck_assert_msg(test_is_canary(s->packed[i]), "%s: packing wrote past its %zu floats", what,
                       packed_floats);
     ck_assert_uint_eq(s->t.k, k);
     s->narrow = cnn__conv_narrow_avx2();
@@ -340,10 +325,10 @@ static void check_run(const narrow_setup *s, int oy, int ox, int n, const char *
     float *out = buf + before;
     s->narrow(&t, row, ox, n, out);
     for (size_t i = 0; i < before; i++)
-        ck_assert_msg(is_canary(buf[i]), "%s: row %d run %d+%d wrote %zu floats before it",
+        ck_assert_msg(test_is_canary(buf[i]), "%s: row %d run %d+%d wrote %zu floats before it",
                       what, oy, ox, n, before - i);
     for (size_t i = 0; i < GUARD; i++)
-        ck_assert_msg(is_canary(out[floats + i]), "%s: row %d run %d+%d wrote float %zu past it",
+        ck_assert_msg(test_is_canary(out[floats + i]), "%s: row %d run %d+%d wrote float %zu past it",
                       what, oy, ox, n, i);
     for (int p = 0; p < n; p++) {
         double err = 0.0, scale = 0.0;
@@ -632,7 +617,7 @@ START_TEST(pack_matches_definition)
                               "%s: offset %zu is %u", what, j, t.offsets[j]);
             }
             for (size_t i2 = floats; i2 < floats + GUARD; i2++)
-                ck_assert_msg(is_canary(packed[i2]), "%s: wrote past the packed area", what);
+                ck_assert_msg(test_is_canary(packed[i2]), "%s: wrote past the packed area", what);
             free(packed);
             free(w);
         }
@@ -677,15 +662,7 @@ static void check_net(const net_case *nc, uint64_t seed)
     test_rng rng;
     test_rng_seed(&rng, seed);
     cnn_net *net = harness_net(nc->in);
-    cnn_conv_desc d;
-    cnn_conv_desc_init(&d);
-    d.filters = nc->filters;
-    d.kernel_h = nc->win.kh;
-    d.kernel_w = nc->win.kw;
-    d.stride_h = nc->win.sh;
-    d.stride_w = nc->win.sw;
-    d.pad_h = nc->win.ph;
-    d.pad_w = nc->win.pw;
+    cnn_conv_desc d = harness_conv_desc(nc->win, nc->filters, 1);
     harness_ok(net, cnn_layer_add_conv(net, &d, NULL), what);
     harness_ok(net, cnn_layer_add_activation(net, CNN_ACT_RELU, 0.0f, NULL), what);
     size_t nw = 0, nb = 0;

@@ -75,21 +75,6 @@ static void expect_batch_consistent(cnn_net *net, const float *x, const float *y
     free(again);
 }
 
-static cnn_conv_desc conv_desc(ref_window w, int filters, int bias)
-{
-    cnn_conv_desc d;
-    cnn_conv_desc_init(&d);
-    d.filters = filters;
-    d.kernel_h = w.kh;
-    d.kernel_w = w.kw;
-    d.stride_h = w.sh;
-    d.stride_w = w.sw;
-    d.pad_h = w.ph;
-    d.pad_w = w.pw;
-    d.bias = bias;
-    return d;
-}
-
 static cnn_pool_desc pool_desc(ref_window w, cnn_pool_kind kind, int count_pad)
 {
     cnn_pool_desc d;
@@ -169,7 +154,7 @@ static void check_conv(const conv_case *cc, test_rng *rng, const char *label)
     char what[200];
     describe(what, sizeof what, label, cc->in, cc->win, cc->filters);
     cnn_net *net = harness_net(cc->in);
-    cnn_conv_desc d = conv_desc(cc->win, cc->filters, cc->bias);
+    cnn_conv_desc d = harness_conv_desc(cc->win, cc->filters, cc->bias);
     int index = -1;
     harness_ok(net, cnn_layer_add_conv(net, &d, &index), what);
     ck_assert_int_eq(index, 0);
@@ -434,7 +419,7 @@ static void check_activation(cnn_activation kind, float slope, ref_shape in, int
     layer_params p = { NULL, NULL };
     ref_shape mid = in;
     if (after_conv) {
-        cnn_conv_desc d = conv_desc(w, filters, 1);
+        cnn_conv_desc d = harness_conv_desc(w, filters, 1);
         harness_ok(net, cnn_layer_add_conv(net, &d, NULL), what);
         mid = ref_window_shape(in, w, filters);
         size_t nw = (size_t)filters * (size_t)(w.kh * w.kw) * (size_t)in.c;
@@ -563,7 +548,7 @@ START_TEST(dense_pytorch_after_conv)
         char what[200];
         describe(what, sizeof what, "conv -> dense (PyTorch)", in, w, filters);
         cnn_net *net = harness_net(in);
-        cnn_conv_desc d = conv_desc(w, filters, 1);
+        cnn_conv_desc d = harness_conv_desc(w, filters, 1);
         harness_ok(net, cnn_layer_add_conv(net, &d, NULL), what);
         harness_ok(net, cnn_layer_add_dense(net, units, 1, NULL), what);
         ref_shape mid = ref_window_shape(in, w, filters);
@@ -633,7 +618,7 @@ START_TEST(weights_round_trip_both_layouts)
     conv_geometry g = { 5, 3, 2, 3 };
     ref_window w = { g.kh, g.kw, 1, 1, 0, 0 };
     cnn_net *net = harness_net(in);
-    cnn_conv_desc d = conv_desc(w, g.filters, 1);
+    cnn_conv_desc d = harness_conv_desc(w, g.filters, 1);
     harness_ok(net, cnn_layer_add_conv(net, &d, NULL), "conv");
     ref_shape mid = ref_window_shape(in, w, g.filters);
     dense_geometry dg = { 4, mid.h, mid.w, mid.c };
@@ -712,7 +697,7 @@ START_TEST(multi_layer_net)
     const ref_window c2 = { 3, 2, 1, 1, 0, 1 }, p2 = { 3, 3, 2, 2, 1, 1 };
     const int f1 = 6, f2 = 8, units = 10;
     cnn_net *net = harness_net(in);
-    cnn_conv_desc d1 = conv_desc(c1, f1, 1), d2 = conv_desc(c2, f2, 1);
+    cnn_conv_desc d1 = harness_conv_desc(c1, f1, 1), d2 = harness_conv_desc(c2, f2, 1);
     cnn_pool_desc q1 = pool_desc(p1, CNN_POOL_MAX, 1), q2 = pool_desc(p2, CNN_POOL_AVG, 1);
     harness_ok(net, cnn_layer_add_conv(net, &d1, NULL), "conv1");
     harness_ok(net, cnn_layer_add_activation(net, CNN_ACT_RELU, 0.0f, NULL), "relu");

@@ -92,12 +92,7 @@ static void model_add_stage(model *m, int filters, int kernel, int pad)
     st->in = m->n_stages ? stage_out(&m->stages[m->n_stages - 1]) : m->in;
     st->win = (ref_window){ kernel, kernel, 1, 1, pad, pad };
     st->filters = filters;
-    cnn_conv_desc d;
-    cnn_conv_desc_init(&d);
-    d.filters = filters;
-    d.kernel_h = d.kernel_w = kernel;
-    d.pad_h = d.pad_w = pad;
-    d.bias = 1;
+    cnn_conv_desc d = harness_conv_desc(st->win, filters, 1);
     harness_ok(m->net, cnn_layer_add_conv(m->net, &d, &st->layer), "add conv");
     harness_ok(m->net, cnn_layer_add_activation(m->net, CNN_ACT_RELU, 0.0f, NULL), "add relu");
     harness_ok(m->net, cnn_layer_param_sizes(m->net, st->layer, &st->n_weights, NULL), "sizes");
@@ -598,12 +593,8 @@ static size_t conv_net_workspace(int h, int w, int c, int filters, int kernel, i
                                  int threads, size_t *weight_bytes)
 {
     cnn_net *net = harness_net((ref_shape){ 1, h, w, c });
-    cnn_conv_desc d;
-    cnn_conv_desc_init(&d);
-    d.filters = filters;
-    d.kernel_h = d.kernel_w = kernel;
-    d.pad_h = d.pad_w = pad;
-    d.bias = 0;
+    const ref_window win = { kernel, kernel, 1, 1, pad, pad };
+    cnn_conv_desc d = harness_conv_desc(win, filters, 0);
     harness_ok(net, cnn_layer_add_conv(net, &d, NULL), "add conv");
     harness_ok(net, cnn_net_set_threads(net, threads), "threads");
     size_t bytes = 0, count = 0;
