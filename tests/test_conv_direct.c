@@ -296,12 +296,72 @@ START_TEST(direct_threads_bit_identical)
 }
 END_TEST
 
+/* conv + fused ReLU of case dc on `threads` threads, weights and input from
+ * `seed`: checked against the double reference when `check_ref`, and against
+ * the 1-thread bits `first` (NULL at 1 thread) where the direct path runs.
+ * Returns the output. */
+static float *relu_case_at(const direct_case *dc, uint64_t seed, int threads, int check_ref,
+                           const float *first)
+{
+    const ref_shape os = ref_window_shape(dc->in, dc->win, dc->filters);
+    const size_t out_n = ref_elems(os), in_n = ref_elems(dc->in);
+    test_rng rng;
+    test_rng_seed(&rng, seed);
+    char what[200];
+    describe(what, sizeof what, dc);
+    cnn_net *net = conv_net(dc, what);
+    harness_ok(net, cnn_layer_add_activation(net, CNN_ACT_RELU, 0.0f, NULL), what);
+    harness_ok(net, cnn_net_set_threads(net, threads), what);
+    float *bias;
+    float *w = set_params(net, &rng, dc, &bias, what);
+    float *x = harness_random(&rng, in_n, -1.0f, 1.0f);
+    float *y = harness_forward(net, x, dc->in.n, out_n);
+    if (check_ref) {
+        double *xd = harness_widen(x, in_n);
+        double *ref = test_xmalloc(out_n * sizeof(double));
+        ref_conv(xd, dc->in, w, bias, dc->filters, dc->win, ref);
+        for (size_t j = 0; j < out_n; j++)
+            ref[j] = ref[j] > 0.0 ? ref[j] : 0.0;
+        harness_expect_close(y, ref, out_n, TOL, what);
+        free(ref);
+        free(xd);
+    }
+    ck_assert_msg(!first || !takes_direct(dc) || memcmp(first, y, out_n * sizeof(float)) == 0,
+                  "%s: %d threads differ from 1 thread", what, threads);
+    free(x);
+    free(bias);
+    free(w);
+    cnn_net_destroy(net);
+    return y;
+}
+
+/* Each case at 1..max_threads threads (relu_case_at); the reference is
+ * checked at 1 thread, and at every count unless `ref_once_when_small` and
+ * test_small(). */
+static void relu_cases_across_threads(const direct_case *cases, size_t n, uint64_t seed,
+                                      int max_threads, int ref_once_when_small)
+{
+    for (size_t i = 0; i < n; i++) {
+        float *first = NULL;
+        for (int t = 1; t <= max_threads; t++) {
+            const int check_ref = t == 1 || !ref_once_when_small || !test_small();
+            float *y = relu_case_at(&cases[i], seed + i, t, check_ref, first);
+            if (first)
+                free(y);
+            else
+                first = y;
+        }
+        free(first);
+    }
+}
+
 /* Layers whose weights outnumber their inputs more than twice: 2..4 threads
- * split the channel panels (each packs its own) when the panel count divides
- * evenly — 10x10x16 -> 192 has 3 AVX-512, 8 AVX2 and 24 portable panels,
- * 8x8x40 -> 128 2 AVX-512 and 6 AVX2 ones — and give the 1-thread bits, also
- * with a fused ReLU, which then runs on each thread's channels only (at the
- * portable level 8x8x40 takes im2col: checked against the reference only). */
+ * split the channel panels (each reads only its panels' packed weights) when
+ * the panel count divides evenly — 10x10x16 -> 192 has 3 AVX-512, 8 AVX2 and
+ * 24 portable panels, 8x8x40 -> 128 2 AVX-512 and 6 AVX2 ones — and give the
+ * 1-thread bits, also with a fused ReLU, which then runs on each thread's
+ * channels only (at the portable level 8x8x40 takes im2col: checked against
+ * the reference only). */
 START_TEST(direct_channel_groups)
 {
     const direct_case cases[] = {
@@ -309,94 +369,23 @@ START_TEST(direct_channel_groups)
         { { 1, 8, 8, 40 }, { 3, 3, 1, 1, 1, 1 }, 128, 1 },
         { { 2, 8, 8, 40 }, { 3, 3, 1, 1, 1, 1 }, 128, 0 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const direct_case *dc = &cases[i];
-        ref_shape os = ref_window_shape(dc->in, dc->win, dc->filters);
-        size_t out_n = ref_elems(os), in_n = ref_elems(dc->in);
-        float *y[4];
-        for (int t = 1; t <= 4; t++) {
-            test_rng rng;
-            test_rng_seed(&rng, 709 + i);
-            char what[200];
-            describe(what, sizeof what, dc);
-            cnn_net *net = conv_net(dc, what);
-            harness_ok(net, cnn_layer_add_activation(net, CNN_ACT_RELU, 0.0f, NULL), what);
-            harness_ok(net, cnn_net_set_threads(net, t), what);
-            float *bias;
-            float *w = set_params(net, &rng, dc, &bias, what);
-            float *x = harness_random(&rng, in_n, -1.0f, 1.0f);
-            double *xd = harness_widen(x, in_n);
-            double *ref = test_xmalloc(out_n * sizeof(double));
-            ref_conv(xd, dc->in, w, bias, dc->filters, dc->win, ref);
-            for (size_t j = 0; j < out_n; j++)
-                ref[j] = ref[j] > 0.0 ? ref[j] : 0.0;
-            y[t - 1] = harness_forward(net, x, dc->in.n, out_n);
-            harness_expect_close(y[t - 1], ref, out_n, TOL, what);
-            ck_assert_msg(t == 1 || !takes_direct(dc) ||
-                              memcmp(y[0], y[t - 1], out_n * sizeof(float)) == 0,
-                          "%s: %d threads differ from 1 thread", what, t);
-            free(ref);
-            free(xd);
-            free(x);
-            free(bias);
-            free(w);
-            cnn_net_destroy(net);
-        }
-        for (int t = 0; t < 4; t++)
-            free(y[t]);
-    }
+    relu_cases_across_threads(cases, sizeof cases / sizeof cases[0], 709, 4, 0);
 }
 END_TEST
 
-/* Weights too large to pack at once (over 960K floats padded): the direct
- * loop packs a slot of panels at a time (3 of 8 AVX-512 panels, 8 of 22 AVX2
- * ones for 3x3x512 -> 512) and finishes the rows after the last slot; 1..3
- * threads, split by channel panels at 2, with a fused ReLU, give the 1-thread
- * bits (the portable level takes im2col: reference only). */
+/* Weights over 960K floats padded: each chunk of pixels runs through a slot of
+ * panels at a time (3 of 8 AVX-512 panels, 8 of 22 AVX2 ones for 3x3x512 ->
+ * 512), reading the input again per slot, and the rows are finished after
+ * the last slot; 1..3 threads, split by channel panels at 2, with a fused
+ * ReLU, give the 1-thread bits (the portable level takes im2col: reference
+ * only). */
 START_TEST(direct_weights_in_slots)
 {
     const direct_case cases[] = {
         { { 1, 3, 3, 512 }, { 3, 3, 1, 1, 1, 1 }, 512, 1 },
         { { 2, 2, 3, 2048 }, { 1, 1, 1, 1, 0, 0 }, 500, 1 },
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const direct_case *dc = &cases[i];
-        ref_shape os = ref_window_shape(dc->in, dc->win, dc->filters);
-        size_t out_n = ref_elems(os), in_n = ref_elems(dc->in);
-        float *y[3];
-        for (int t = 1; t <= 3; t++) {
-            test_rng rng;
-            test_rng_seed(&rng, 712 + i);
-            char what[200];
-            describe(what, sizeof what, dc);
-            cnn_net *net = conv_net(dc, what);
-            harness_ok(net, cnn_layer_add_activation(net, CNN_ACT_RELU, 0.0f, NULL), what);
-            harness_ok(net, cnn_net_set_threads(net, t), what);
-            float *bias;
-            float *w = set_params(net, &rng, dc, &bias, what);
-            float *x = harness_random(&rng, in_n, -1.0f, 1.0f);
-            y[t - 1] = harness_forward(net, x, dc->in.n, out_n);
-            if (t == 1 || !test_small()) {
-                double *xd = harness_widen(x, in_n);
-                double *ref = test_xmalloc(out_n * sizeof(double));
-                ref_conv(xd, dc->in, w, bias, dc->filters, dc->win, ref);
-                for (size_t j = 0; j < out_n; j++)
-                    ref[j] = ref[j] > 0.0 ? ref[j] : 0.0;
-                harness_expect_close(y[t - 1], ref, out_n, TOL, what);
-                free(ref);
-                free(xd);
-            }
-            ck_assert_msg(t == 1 || !takes_direct(dc) ||
-                              memcmp(y[0], y[t - 1], out_n * sizeof(float)) == 0,
-                          "%s: %d threads differ from 1 thread", what, t);
-            free(x);
-            free(bias);
-            free(w);
-            cnn_net_destroy(net);
-        }
-        for (int t = 0; t < 3; t++)
-            free(y[t]);
-    }
+    relu_cases_across_threads(cases, sizeof cases / sizeof cases[0], 712, 3, 1);
 }
 END_TEST
 
