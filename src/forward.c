@@ -37,7 +37,6 @@ typedef struct plan_sizes {
     size_t act_floats;        /* each of the two ping-pong buffers */
     int pingpong;             /* how many of them the net needs (0..2) */
     size_t work_floats;       /* each thread's workspace, rounded to the alignment */
-    size_t packed_floats;     /* every layer's packed weights, each rounded likewise */
     size_t bytes;             /* all of it, each region aligned */
 } plan_sizes;
 
@@ -88,7 +87,6 @@ static cnn_status plan_sizes_for(const cnn_net *net, int batch, int threads, pla
         return cnn__fail(net, CNN_E_OVERFLOW,
                          "cnn_forward: scratch for %d images on %d threads is too large", batch,
                          threads);
-    out->packed_floats = packed;
     out->bytes = total;
     return CNN_OK;
 }

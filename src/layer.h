@@ -63,7 +63,8 @@ typedef struct cnn_layer_ops {
     /* Optional: floats of the copy of the weights that forward reads in the
      * order its loops want (0: this layer's path needs none), and the packing
      * into it. The driver keeps the copy in the net's plan and packs again
-     * only when the parameters' stamp changes (DESIGN.md: weights packed once). */
+     * only when the parameters' stamp changes (weights packed once, as XNNPACK
+     * does; DESIGN.md names it). */
     size_t (*packed_floats)(const cnn_layer *layer);
     void (*pack_weights)(const cnn_layer *layer, float *packed);
 } cnn_layer_ops;
