@@ -194,7 +194,8 @@ static int uses_direct(const conv_config *cfg)
  * Layers with few output channels and horizontal stride 1, with AVX2: output
  * pixels across the lanes (kernels/conv_narrow.h), from a planar copy of the
  * padded input rows, a band of output rows at a time. Against the AVX2
- * channel-lane loop at 1 thread, GFLOP/s, narrow / channel-lane (HxWxCin ->
+ * channel-lane loop at 1 thread (both packing weights per call then),
+ * GFLOP/s, narrow / channel-lane (HxWxCin ->
  * Cout kernel/pad/stride_h):
  * - up to 4 channels, where the channel-lane loop fills half its lanes or
  *   less, narrow is ahead or level everywhere: 28x28x1 -> 1 5/2 17.6 / 6.7,
