@@ -195,8 +195,7 @@ static int uses_direct(const conv_config *cfg)
  * pixels across the lanes (kernels/conv_narrow.h), from a planar copy of the
  * padded input rows, a band of output rows at a time. Against the AVX2
  * channel-lane loop at 1 thread (both packing weights per call then),
- * GFLOP/s, narrow / channel-lane (HxWxCin ->
- * Cout kernel/pad/stride_h):
+ * GFLOP/s, narrow / channel-lane (HxWxCin -> Cout kernel/pad/stride_h):
  * - up to 4 channels, where the channel-lane loop fills half its lanes or
  *   less, narrow is ahead or level everywhere: 28x28x1 -> 1 5/2 17.6 / 6.7,
  *   -> 2 3/1 16.9 / 8.6, 32x32x3 -> 3 3/1 30.0 / 21.8, 56x56x16 -> 4 3/1
